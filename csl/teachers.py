@@ -168,7 +168,7 @@ def fit_teacher(model:nn.Module, # a fresh teacher from a kind's `model`
 @torch.no_grad()
 def teacher_probs(model:nn.Module, x:torch.Tensor, device='auto', batch_size:int=4096)->torch.Tensor:
     "A teacher's class probabilities `(N, C)` float32 on the CPU."
-    dev = get_device(device); model.eval()
+    dev = get_device(device); model = model.to(dev).eval()  # a teacher loaded from a checkpoint sits on the CPU
     return torch.cat([model(x[i:i+batch_size].to(dev, non_blocking=True).float()).float().softmax(-1).cpu() for i in range(0, len(x), batch_size)])  # (N, C)
 
 # %% ../nbs/03_teachers.ipynb #98af2eeb
