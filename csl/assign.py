@@ -12,7 +12,8 @@ from torch import nn
 from .core import InputError, check_shape, check_probs, check_ids, check_features, get_device
 
 # %% auto #0
-__all__ = ['ASSIGNERS', 'GateInput', 'Assignment', 'ownership', 'agreement', 'oracle', 'ensemble', 'confidence', 'soft', 'assign',
+__all__ = ['ASSIGNERS', 'GateInput', 'Assignment', 'ownership', 'agreement', 'oracle', 'ensemble', 'confidence', 'soft',
+           'scope_mass', 'scope', 'pool_neighbours', 'neighbour_mean', 'neighbours', 'parent', 'assign',
            'assignment_accuracy', 'assignment_counts', 'UnitHead', 'fit_unit_head']
 
 # %% ../nbs/05_assign.ipynb #22a3d6ea
@@ -25,6 +26,9 @@ class GateInput:
     student_probs:torch.Tensor|None=None # (N, C) previous level's student; None at level 0
     unit_probs:torch.Tensor|None=None # (N, U) probability of each unit; kind='class' defaults to `student_probs`
     true_unit:torch.Tensor|None=None # (N,) GROUND-TRUTH class or domain: oracle and measurement only
+    neighbour_probs:torch.Tensor|None=None # (N, U) `unit_probs` averaged over each sample's nearest pool neighbours
+    parent_probs:torch.Tensor|None=None # (N, K', C) the parent level's teachers (K' of them)
+    parent:torch.Tensor|None=None # (K,) each teacher's parent among those K'
     def __post_init__(self): _validate(self)
     @property
     def n(self)->int: return self.teacher_probs.shape[0]
@@ -34,6 +38,7 @@ class GateInput:
     def c(self)->int: return self.teacher_probs.shape[2]
     @property
     def u(self)->int: return len(self.owner)
+
 
 # %% ../nbs/05_assign.ipynb #c11d5249
 def _validate(g:GateInput):
@@ -50,6 +55,12 @@ def _validate(g:GateInput):
     if g.student_probs is not None: g.student_probs = check_probs(check_shape(g.student_probs, (n, c), 'student_probs'), 'student_probs').to(dev)
     if g.unit_probs is None and g.kind == 'class': g.unit_probs = g.student_probs
     if g.unit_probs is not None: g.unit_probs = check_probs(check_shape(g.unit_probs, (n, len(g.owner)), 'unit_probs'), 'unit_probs').to(dev)
+    if g.neighbour_probs is not None:
+        g.neighbour_probs = check_probs(check_shape(g.neighbour_probs, (n, len(g.owner)), 'neighbour_probs'), 'neighbour_probs').to(dev)
+    if (g.parent_probs is None) != (g.parent is None): raise InputError("parent_probs and parent: give both or neither")
+    if g.parent_probs is not None:
+        g.parent_probs = check_probs(check_shape(g.parent_probs, (n, None, c), 'parent_probs'), 'parent_probs').to(dev)
+        g.parent = check_ids(g.parent, k, g.parent_probs.shape[1], 'parent', 'parent teacher ids').to(dev)
     if g.true_unit is not None: g.true_unit = check_ids(g.true_unit, n, len(g.owner), 'true_unit', f'{g.kind} ids').to(dev)
 
 # %% ../nbs/05_assign.ipynb #c983b6aa
@@ -82,6 +93,7 @@ def _need(g:GateInput, field:str, rule:str):
     if v is not None or g.k == 1: return v
     hint = {'student_probs': "pass student_probs, the previous level's student (there is none at level 0, which has one teacher)",
             'true_unit': "pass true_unit (ground truth; the oracle is an upper bound, not the method)",
+            'neighbour_probs': "pass neighbour_probs = neighbour_mean(unit_probs, pool_neighbours(pool_features))",
             'unit_probs': ("kind='domain': a class prediction does not name a domain; pass unit_probs from a domain head "
                            "(fit_unit_head) or use the 'agreement' gate" if g.kind == 'domain' else "pass student_probs")}[field]
     raise InputError(f"gate {rule!r} needs {field} with K={g.k} teachers: {hint}")
@@ -134,8 +146,72 @@ def soft(g:GateInput)->Assignment:
     for j in range(g.k): labels += w[:, j, None] * g.teacher_probs[:, j].float()
     return Assignment(None, w, _rows(labels))
 
+# %% ../nbs/05_assign.ipynb #afadae6a
+def scope_mass(unit_probs:torch.Tensor, # (N, U) probability of each unit
+               owner:torch.Tensor, # (U,) unit -> teacher
+               k:int, # K teachers
+              )->torch.Tensor: # (N, K) probability mass on each teacher's scope
+    "Sum of the unit probabilities inside each teacher's scope."
+    return unit_probs.float() @ F.one_hot(owner, k).float().to(unit_probs.device)  # (N, U) @ (U, K)
+
+def scope(g:GateInput)->Assignment:
+    "Route to the teacher whose scope holds the most of the student's unit mass."
+    up = _need(g, 'unit_probs', 'scope')  # (N, U)
+    if up is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
+    return _route(g, scope_mass(up, g.owner, g.k).argmax(1))  # (N,)
+
+# %% ../nbs/05_assign.ipynb #55bd0b4c
+def pool_neighbours(feats:torch.Tensor, # (P, D) strong features of the student's pool
+                    k:int=10, # neighbours per sample
+                    device='auto', # where to compute the similarities
+                    chunk:int=4096, # rows of the (P, P) similarity matrix held at a time
+                   )->torch.Tensor: # (P, k) int64 positions in the pool, on the CPU
+    "Each pool sample's k nearest neighbours by cosine similarity of standardised features (itself excluded)."
+    check_features(feats, 'feats')
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < len(feats):
+        raise InputError(f"pool_neighbours: k={k!r}; expected an int in [1, P-1] with P={len(feats)} pool samples")
+    x = feats.to(get_device(device), torch.float32)  # (P, D)
+    x = F.normalize((x - x.mean(0)) / x.std(0).clamp_min(1e-6), dim=1)  # (P, D) unit rows
+    out = []
+    for i in range(0, len(x), chunk):
+        sim = x[i:i+chunk] @ x.T  # (B, P)
+        rows = torch.arange(len(sim), device=x.device)
+        sim[rows, rows + i] = -2.0  # a sample is not its own neighbour
+        out.append(sim.topk(k, dim=1).indices.cpu())  # (B, k)
+    return torch.cat(out)  # (P, k)
+
+# %% ../nbs/05_assign.ipynb #888e176d
+def neighbour_mean(probs:torch.Tensor, # (P, U) per-sample probabilities over the pool
+                   nbrs:torch.Tensor, # (P, k) neighbour positions from `pool_neighbours`
+                   chunk:int=8192, # samples at a time (bounds the (B, k, U) gather)
+                  )->torch.Tensor: # (P, U) float32 rows that sum to 1
+    "Each sample's probabilities replaced by the mean over its neighbours."
+    check_shape(nbrs, (len(probs), None), 'nbrs')
+    nbrs = nbrs.to(probs.device)
+    return torch.cat([probs[nbrs[i:i+chunk]].float().mean(1) for i in range(0, len(probs), chunk)])  # (P, U)
+
+def neighbours(g:GateInput)->Assignment:
+    "Route by the scope mass of the student's unit probabilities averaged over each sample's pool neighbours."
+    up = _need(g, 'neighbour_probs', 'neighbours')  # (N, U)
+    if up is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
+    return _route(g, scope_mass(up, g.owner, g.k).argmax(1))  # (N,)
+
+# %% ../nbs/05_assign.ipynb #61d70bc6
+def parent(g:GateInput)->Assignment:
+    "Product of experts: the student's scope mass times the parent-level teacher's mass on the same scope."
+    up = _need(g, 'unit_probs', 'parent')  # (N, U)
+    if up is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
+    if g.kind != 'class' or g.parent_probs is None:
+        raise InputError("gate 'parent' needs a class hierarchy and parent_probs with parent (the level above's teachers)")
+    scope_c = F.one_hot(g.owner, g.k).float()  # (C, K) class -> teacher
+    rows = g.parent_probs.float()[:, g.parent]  # (N, K, C): teacher k's parent's distribution
+    q = (rows * scope_c.T[None]).sum(2)  # (N, K) parent's mass on k's scope
+    score = scope_mass(up, g.owner, g.k).clamp_min(1e-8).log() + q.clamp_min(1e-8).log()  # (N, K)
+    return _route(g, score.argmax(1))
+
 # %% ../nbs/05_assign.ipynb #ed49dc46
-ASSIGNERS = dict(ownership=ownership, agreement=agreement, oracle=oracle, ensemble=ensemble, soft=soft, confidence=confidence)
+ASSIGNERS = dict(ownership=ownership, scope=scope, neighbours=neighbours, parent=parent, agreement=agreement, oracle=oracle,
+                 ensemble=ensemble, soft=soft, confidence=confidence)
 
 def assign(g:GateInput, # validated gate input
            method:str='ownership', # a key of `ASSIGNERS`

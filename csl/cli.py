@@ -8,7 +8,8 @@ import argparse, json, sys, tempfile, time
 from pathlib import Path
 import torch
 from .core import InputError, CacheError, get_device
-from .experiments import PRESETS, get_preset, configure, run_experiment, results_table, expected_table, seed_file, _check_root
+from .experiments import (PRESETS, DEFAULT_PRESET, get_preset, configure, run_experiment, results_table, curve_table,
+                             expected_table, seed_file, _check_root)
 from .cosupervise import History
 from .bench import add_bench_parser, bench_main
 
@@ -24,7 +25,7 @@ def _parser()->argparse.ArgumentParser:
     p = _Parser(prog='csl', description='Co-Supervised Learning: weak-to-strong generalization with specialized teachers.')
     sub = p.add_subparsers(dest='cmd', required=True, parser_class=_Parser)
     r = sub.add_parser('run', help='run a preset for several seeds and write results.json')
-    r.add_argument('--preset', default='digits-domains', help=f"one of: {', '.join(PRESETS)} (default: digits-domains)")
+    r.add_argument('--preset', default=DEFAULT_PRESET, help=f"one of: {', '.join(PRESETS)} (default: {DEFAULT_PRESET})")
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds (default: 0 1 2)')
     r.add_argument('--out', type=Path, default=None, help='output folder (default: results/<preset>)')
     r.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'], help='where to compute (default: auto)')
@@ -83,6 +84,7 @@ def _run(a)->int:
         print(f"data: {preset.dataset}, {m.get('n')} images ({sizes}) | hierarchy: {preset.hierarchy}, teachers per level {m.get('n_teachers')}, {preset.teachers.kind}")
         print(f"strong features: ({m.get('n')}, {m.get('feature_dim')}) from {preset.backbone} | student: {'linear probe' if preset.csl.probe.hidden == 0 else 'MLP probe'}\n")
     print(results_table(res))
+    print('\n' + curve_table(res))
     if (cmp := expected_table(res)): print('\n' + cmp)
     print(f"\nwrote {out/'results.json'} in {time.perf_counter() - t0:.1f} s")
     if a.html:

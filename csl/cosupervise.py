@@ -10,12 +10,13 @@ import torch
 from .core import *
 from .data import CSLData, Hierarchy
 from .student import ProbeConfig, Probe, fit_probe, predict, scaled_epochs
-from .assign import GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS
+from .assign import GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS, pool_neighbours, neighbour_mean
 from .denoise import get_filter, local_global, compose, require_nonempty, precision_recall, Kept, FILTERS, EmptyKeptError
 
 # %% auto #0
-__all__ = ['BASELINE_GATES', 'Truth', 'Problem', 'problem_from', 'CSLConfig', 'Record', 'Callback', 'History', 'level_zero',
-           'level_step', 'co_supervise', 'Report', 'synthetic_problem']
+__all__ = ['OFFICIAL_GATE', 'BASELINE_GATES', 'CURVE_METHODS', 'Truth', 'Problem', 'problem_from', 'CSLConfig', 'Record',
+           'Callback', 'History', 'level_zero', 'GateViews', 'level_step', 'run_gates', 'gate_views', 'co_supervise',
+           'Report', 'synthetic_problem']
 
 # %% ../nbs/07_cosupervise.ipynb #32f8c43f
 @dataclass
@@ -107,25 +108,32 @@ def problem_from(data:CSLData, # the dataset (labels, domains, splits)
                    data.domains[s['teach']] if data.domains is not None else None)
 
 # %% ../nbs/07_cosupervise.ipynb #a372c2e4
+OFFICIAL_GATE = 'ownership'  # the release's rule: the previous student's top-1 class -> the teacher owning it
+
 @dataclass(frozen=True)
 class CSLConfig:
     "How co-supervision runs: gate, filters, rounds, student."
-    assign:str='ownership' # gate: a key of `csl.assign.ASSIGNERS`
+    assign:str='neighbours' # gate: a key of `csl.assign.ASSIGNERS` ('ownership' is the official rule)
     filter:str='top3' # teacher-student consistency filter: a key of `csl.denoise.FILTERS`
     local_global:int=0 # k of the local-global filter (label in the parent's top-k); 0 = off
     rounds:int=1 # assignment rounds per level (each re-routes with the newest student)
     reinit:bool=True # re-initialise the student at each level (official); False: warm-start from the last one
     scale_epochs:bool=True # epochs x 1/keep rate, so steps stay constant (official)
+    neighbours:int=10 # k nearest pool neighbours behind `GateInput.neighbour_probs`; 0: no neighbourhood
     probe:ProbeConfig=field(default_factory=ProbeConfig) # the student and how it trains
     def __post_init__(self):
         if self.assign not in ASSIGNERS: raise InputError(f"CSLConfig.assign={self.assign!r}; expected one of {sorted(ASSIGNERS)}")
         if self.filter not in FILTERS: raise InputError(f"CSLConfig.filter={self.filter!r}; expected one of {sorted(FILTERS)}")
         isint = lambda v: isinstance(v, int) and not isinstance(v, bool)
-        if not (isint(self.rounds) and self.rounds >= 1): raise InputError(f"CSLConfig.rounds={self.rounds!r}; expected an int >= 1")
-        if not (isint(self.local_global) and self.local_global >= 0): raise InputError(f"CSLConfig.local_global={self.local_global!r}; expected an int >= 0 (0 = off)")
+        for k, lo in (('rounds', 1), ('local_global', 0), ('neighbours', 0)):
+            if not (isint(getattr(self, k)) and getattr(self, k) >= lo):
+                raise InputError(f"CSLConfig.{k}={getattr(self, k)!r}; expected an int >= {lo}")
+        if self.assign == 'neighbours' and self.neighbours < 1:
+            raise InputError("CSLConfig: assign='neighbours' with neighbours=0; expected neighbours >= 1 (e.g. 10)")
         for k in ('reinit', 'scale_epochs'):
             if not isinstance(getattr(self, k), bool): raise InputError(f"CSLConfig.{k}={getattr(self, k)!r}; expected True or False")
         if not isinstance(self.probe, ProbeConfig): raise InputError(f"CSLConfig.probe: got {type(self.probe).__name__}; expected a ProbeConfig")
+
 
 # %% ../nbs/07_cosupervise.ipynb #70a6f7da
 @dataclass
@@ -205,51 +213,70 @@ def level_zero(p:Problem, # the problem
                device='auto', # where the student trains
                hist:History|None=None, # history to append to (and hand to callbacks)
                cbs=(), # callbacks
-              )->tuple: # (Record, student probabilities (N, C), the pool's labels (P, C))
+              )->tuple: # (Record, student probabilities (N, C), the pool's labels (P, C), the student)
     "Train the level-0 student on the generalist's labels."
-    t0, pool = time.perf_counter(), p.splits['pool']
+    t0, pool, test, y = time.perf_counter(), p.splits['pool'], p.splits['test'], p.truth.labels
     labels = _rows(p.bank.probs[0][pool, 0])  # (P, C)
     targets = labels if cfg.probe.soft else labels.argmax(1)  # (P, C) or (P,)
-    probe, probs = _fit(p, p.feats[pool], targets, cfg.probe, cfg.probe.epochs, seed, device, hist, cbs, dict(method='naive_w2s', level=0, round=0))
-    y = p.truth.labels
-    rec = Record('naive_w2s', 0, 0, 1, accuracy(_rows(p.bank.probs[0][p.splits['test'], 0]), y[p.splits['test']]),
-                 accuracy(labels, y[pool]), None, 1.0, accuracy(labels, y[pool]), 1.0, cfg.probe.epochs,
-                 probe.val_acc, accuracy(probs[p.splits['test']], y[p.splits['test']]), None,
-                 dict(total=time.perf_counter() - t0))
-    return rec, probs, labels, probe
+    tag = dict(method='naive_w2s', level=0, round=0)
+    probe, student_probs = _fit(p, p.feats[pool], targets, cfg.probe, cfg.probe.epochs, seed, device, hist, cbs, tag)
+    label_acc = accuracy(labels, y[pool])
+    rec = Record(method='naive_w2s', level=0, round=0, n_teachers=1,
+                 teacher_acc=accuracy(_rows(p.bank.probs[0][test, 0]), y[test]),
+                 label_acc=label_acc, assign_acc=None, keep_rate=1.0, precision=label_acc, recall=1.0,
+                 epochs=cfg.probe.epochs, val_acc=probe.val_acc, test_acc=accuracy(student_probs[test], y[test]),
+                 seconds=dict(total=time.perf_counter() - t0))
+    return rec, student_probs, labels, probe
+
 
 # %% ../nbs/07_cosupervise.ipynb #0a79c1a0
-def _gate_input(p:Problem, l:int, prev:torch.Tensor, unit_probs:torch.Tensor|None, oracle:bool, idx:torch.Tensor|None=None)->tuple:
-    "The gate's view of pool samples `idx` (the whole pool when None) at level `l`, and the true owner of each (measurement)."
-    idx, h = p.splits['pool'] if idx is None else idx, p.hierarchy
-    true_unit = (p.truth.labels if h.kind == 'class' else p.truth.domains)[idx]  # (P,)
-    up = None if h.kind == 'class' else unit_probs[idx]  # (P, U); class scopes: the student's own probabilities
-    g = GateInput(p.bank.probs[l][idx], h.owner(l), h.kind, prev[idx], up, true_unit if oracle else None)  # float16 teacher rows
-    return g, h.owner(l)[true_unit]  # GateInput, (P,)
+@dataclass
+class GateViews:
+    "What every gate may see of the pool besides the teachers and the student, fixed for a whole run."
+    unit_probs:torch.Tensor|None=None # (N, U) domain probabilities from the domain head; None: class scopes
+    neighbours:torch.Tensor|None=None # (P, k) each pool sample's nearest pool neighbours; None: no neighbourhood
 
-def _assign_pool(p:Problem, l:int, prev:torch.Tensor, unit_probs:torch.Tensor|None, method:str, chunk:int=8192)->tuple:
-    "The E-step over the pool, a chunk at a time (every gate is per sample): the (P, K, C) teacher rows are never copied whole."
-    pool, parts = p.splits['pool'], []
+def _pool_unit_probs(p:Problem, student_probs:torch.Tensor, views:GateViews)->torch.Tensor:
+    "(P, U) what names a pool sample's unit: the student's classes, or the domain head's domains."
+    return (student_probs if views.unit_probs is None else views.unit_probs)[p.splits['pool']]
+
+def _assign_pool(p:Problem, l:int, student_probs:torch.Tensor, views:GateViews, gate:str, chunk:int=8192)->tuple:
+    "The E-step over the pool, a chunk at a time (every gate is per sample): the (P, K, C) rows are never copied whole."
+    pool, h, parts = p.splits['pool'], p.hierarchy, []
+    true_unit = (p.truth.labels if h.kind == 'class' else p.truth.domains)[pool]  # (P,) measurement (and the oracle)
+    unit_probs = _pool_unit_probs(p, student_probs, views)  # (P, U)
+    smoothed = None if views.neighbours is None else neighbour_mean(unit_probs, views.neighbours)  # (P, U)
     for i in range(0, len(pool), chunk):
-        g, tt = _gate_input(p, l, prev, unit_probs, method == 'oracle', pool[i:i+chunk])
-        parts.append((assign(g, method), tt))
-    cat = lambda f: torch.cat([f(a) for a, _ in parts])
-    a = Assignment(None if parts[0][0].teacher is None else cat(lambda a: a.teacher), cat(lambda a: a.weights), cat(lambda a: a.labels))
-    return a, torch.cat([tt for _, tt in parts])  # Assignment over the pool, (P,) true owners
+        part = slice(i, i + chunk)
+        parent_probs = p.bank.probs[l - 1][pool[part]] if gate == 'parent' else None  # (B, K', C), only for its gate
+        g = GateInput(p.bank.probs[l][pool[part]], h.owner(l), h.kind, student_probs[pool[part]],
+                      None if h.kind == 'class' else unit_probs[part],
+                      true_unit[part] if gate == 'oracle' else None,  # ground truth: the oracle's only
+                      None if smoothed is None else smoothed[part],
+                      parent_probs, None if parent_probs is None else h.parent(l))
+        parts.append(assign(g, gate))
+    cat = lambda f: torch.cat([f(a) for a in parts])
+    teacher = None if parts[0].teacher is None else cat(lambda a: a.teacher)
+    a = Assignment(teacher, cat(lambda a: a.weights), cat(lambda a: a.labels))
+    return a, h.owner(l)[true_unit]  # Assignment over the pool, (P,) true owners (measurement)
+
 
 # %% ../nbs/07_cosupervise.ipynb #c9c63b5a
 def _parent_labels(p:Problem, l:int, a:Assignment, prev_labels:torch.Tensor)->torch.Tensor:
     "(P, C) the parent level's label for each pool sample: the chosen teacher's parent, or last level's labels."
     if a.teacher is None: return prev_labels
-    pool = p.splits['pool']; parent = p.hierarchy.parent(l)[a.teacher]  # (P,)
-    return _rows(p.bank.probs[l - 1][pool, parent])  # (P, C)
+    parent = p.hierarchy.parent(l)[a.teacher]  # (P,)
+    return _rows(p.bank.probs[l - 1][p.splits['pool'], parent])  # (P, C)
+
 
 # %% ../nbs/07_cosupervise.ipynb #4ba5b4d6
-def _filter(p:Problem, cfg:CSLConfig, l:int, a:Assignment, prev:torch.Tensor, prev_labels:torch.Tensor)->Kept:
+def _filter(p:Problem, cfg:CSLConfig, l:int, a:Assignment, student_probs:torch.Tensor, prev_labels:torch.Tensor)->Kept:
     "Teacher-student consistency, then (optionally) local-global consistency."
-    kept = get_filter(cfg.filter)(a.labels, prev[p.splits['pool']])
-    if cfg.local_global: kept = compose(kept, local_global(a.labels, _parent_labels(p, l, a, prev_labels), cfg.local_global))
+    kept = get_filter(cfg.filter)(a.labels, student_probs[p.splits['pool']])
+    if cfg.local_global:
+        kept = compose(kept, local_global(a.labels, _parent_labels(p, l, a, prev_labels), cfg.local_global))
     return require_nonempty(kept, f"level {l}: training the student")
+
 
 # %% ../nbs/07_cosupervise.ipynb #d0546115
 def _collective_acc(p:Problem, l:int)->float:
@@ -260,26 +287,47 @@ def _collective_acc(p:Problem, l:int)->float:
     return accuracy(probs.float(), p.truth.labels[test])
 
 # %% ../nbs/07_cosupervise.ipynb #6b322166
-def level_step(p:Problem, cfg:CSLConfig, l:int, r:int, prev:torch.Tensor, prev_labels:torch.Tensor,
-               unit_probs:torch.Tensor|None=None, method:str='csl', seed:int=0, device='auto', hist=None, cbs=(), init=None)->tuple:
-    "One round at level `l`: route (E-step), filter, train the student (M-step); returns (Record, probs, labels, probe)."
-    t0, pool, y = time.perf_counter(), p.splits['pool'], p.truth.labels
-    a, true_teacher = _assign_pool(p, l, prev, unit_probs, cfg.assign); k = a.weights.shape[1]; t1 = time.perf_counter()
-    kept = _filter(p, cfg, l, a, prev, prev_labels)
+def level_step(p:Problem, # the problem
+               cfg:CSLConfig, # run configuration (its `assign` is the gate used)
+               l:int, # level
+               r:int, # round inside the level
+               student_probs:torch.Tensor, # (N, C) the previous student's probabilities
+               prev_labels:torch.Tensor, # (P, C) the labels the previous level gave the pool
+               views:GateViews|None=None, # domain head and neighbourhood; None: built here (see `gate_views`)
+               method:str='csl', # the name the records carry
+               seed:int=0, device='auto', hist=None, cbs=(), # student seed, device, history and callbacks
+               init=None, # warm start (`CSLConfig.reinit=False`)
+              )->tuple: # (Record, new student probabilities (N, C), the pool's labels (P, C), the student)
+    "One round at level `l`: route (E-step), filter, train the student (M-step), measure."
+    t0, pool, test, y = time.perf_counter(), p.splits['pool'], p.splits['test'], p.truth.labels
+    a, true_teacher = _assign_pool(p, l, student_probs, views or gate_views(p, cfg, device), cfg.assign)
+    t1 = time.perf_counter()
+    kept = _filter(p, cfg, l, a, student_probs, prev_labels)
     epochs = scaled_epochs(cfg.probe.epochs, kept.rate) if cfg.scale_epochs else cfg.probe.epochs
-    targets = a.labels[kept.mask] if cfg.probe.soft else a.labels[kept.mask].argmax(1)  # (P', C) or (P',)
-    t2 = time.perf_counter()
-    probe, probs = _fit(p, p.feats[pool][kept.mask], targets, cfg.probe, epochs, seed, device, hist, cbs, dict(method=method, level=l, round=r), init)
+    labels = a.labels[kept.mask]  # (P', C)
+    targets = labels if cfg.probe.soft else labels.argmax(1)  # (P', C) or (P',)
+    t2, tag = time.perf_counter(), dict(method=method, level=l, round=r)
+    probe, new_probs = _fit(p, p.feats[pool][kept.mask], targets, cfg.probe, epochs, seed, device, hist, cbs, tag, init)
     units = (y if p.hierarchy.kind == 'class' else p.truth.domains)[pool]  # (P,)
-    counts = torch.zeros(k, p.hierarchy.n_units).index_add_(1, units, a.weights.float().T)  # (K, U) without a (P, U) one-hot
+    k = a.weights.shape[1]
+    counts = torch.zeros(k, p.hierarchy.n_units).index_add_(1, units, a.weights.float().T)  # (K, U), no (P, U) one-hot
     pr = precision_recall(kept.mask, a.labels, y[pool])
-    rec = Record(method, l, r, k, _collective_acc(p, l), accuracy(a.labels, y[pool]), assignment_accuracy(a, true_teacher),
-                 kept.rate, pr.precision, pr.recall, epochs, probe.val_acc, accuracy(probs[p.splits['test']], y[p.splits['test']]),
-                 counts.tolist(), dict(assign=t1 - t0, fit=time.perf_counter() - t2, total=time.perf_counter() - t0))
-    return rec, probs, a.labels, probe
+    rec = Record(method=method, level=l, round=r, n_teachers=k, teacher_acc=_collective_acc(p, l),
+                 label_acc=accuracy(a.labels, y[pool]), assign_acc=assignment_accuracy(a, true_teacher),
+                 keep_rate=kept.rate, precision=pr.precision, recall=pr.recall, epochs=epochs,
+                 val_acc=probe.val_acc, test_acc=accuracy(new_probs[test], y[test]), counts=counts.tolist(),
+                 seconds=dict(assign=t1 - t0, fit=time.perf_counter() - t2, total=time.perf_counter() - t0))
+    return rec, new_probs, a.labels, probe
+
 
 # %% ../nbs/07_cosupervise.ipynb #3f081240
 BASELINE_GATES = {'oracle': 'oracle', 'ensemble': 'ensemble', 'confidence_routing': 'confidence'}
+
+def run_gates(cfg:CSLConfig, baselines:bool=True)->dict:
+    "Method name -> gate for one run: CSL's gate, the official rule beside it, then the baselines."
+    gates = {'csl': cfg.assign}
+    if baselines and cfg.assign != OFFICIAL_GATE: gates['official'] = OFFICIAL_GATE
+    return {**gates, **(BASELINE_GATES if baselines else {})}
 
 def _unit_probs(p:Problem, device)->torch.Tensor|None:
     "(N, U) domain probabilities from a head fit on the teachers' own labelled sets (domain hierarchies only)."
@@ -288,25 +336,36 @@ def _unit_probs(p:Problem, device)->torch.Tensor|None:
     head = fit_unit_head(p.feats[teach], p.teach_units, p.hierarchy.n_units, device=device)
     with torch.no_grad(): return head(p.feats.to(next(head.parameters()).device)).cpu()  # (N, U)
 
+def gate_views(p:Problem, cfg:CSLConfig, device='auto')->GateViews:
+    "The domain head (domain hierarchies) and the pool's neighbourhood (when `cfg.neighbours` > 0), once per run."
+    k = min(cfg.neighbours, len(p.splits['pool']) - 1)
+    nbrs = pool_neighbours(p.feats[p.splits['pool']], k, device) if k >= 1 else None  # (P, k)
+    return GateViews(_unit_probs(p, device), nbrs)
+
+
 # %% ../nbs/07_cosupervise.ipynb #b9e575f3
-def _walk(p:Problem, cfg:CSLConfig, method:str, start:tuple, unit_probs, seed, device, hist:History, cbs):
+def _walk(p:Problem, cfg:CSLConfig, method:str, start:tuple, views:GateViews, seed, device, hist:History, cbs):
     "Levels 1..L-1 for one gate, starting from the level-0 student; appends records."
-    prev, labels, probe = start
+    student_probs, labels, probe = start
     for l in range(1, p.n_levels):
         for r in range(cfg.rounds):
-            rec, prev, new_labels, probe = level_step(p, cfg, l, r, prev, labels, unit_probs, method, seed, device, hist, cbs,
-                                                      init=None if cfg.reinit else probe)
+            rec, student_probs, new_labels, probe = level_step(p, cfg, l, r, student_probs, labels, views, method, seed,
+                                                               device, hist, cbs, init=None if cfg.reinit else probe)
             hist.records.append(rec); _notify(cbs, 'after_round', hist, rec)
         labels = new_labels
         _notify(cbs, 'after_level', hist, rec)
+
 
 # %% ../nbs/07_cosupervise.ipynb #ce856745
 def _ceiling(p:Problem, cfg:CSLConfig, seed, device, hist, cbs)->Record:
     "The same student trained on the pool's true labels: the strong ceiling."
     t0, pool, test, y = time.perf_counter(), p.splits['pool'], p.splits['test'], p.truth.labels
-    probe, probs = _fit(p, p.feats[pool], y[pool], cfg.probe, cfg.probe.epochs, seed, device, hist, cbs, dict(method='ceiling', level=None, round=0))
-    return Record('ceiling', None, 0, 0, None, 1.0, None, 1.0, 1.0, 1.0, cfg.probe.epochs, probe.val_acc,
-                  accuracy(probs[test], y[test]), None, dict(total=time.perf_counter() - t0))
+    tag = dict(method='ceiling', level=None, round=0)
+    probe, probs = _fit(p, p.feats[pool], y[pool], cfg.probe, cfg.probe.epochs, seed, device, hist, cbs, tag)
+    return Record(method='ceiling', level=None, round=0, n_teachers=0, teacher_acc=None, label_acc=1.0,
+                  assign_acc=None, keep_rate=1.0, precision=1.0, recall=1.0, epochs=cfg.probe.epochs,
+                  val_acc=probe.val_acc, test_acc=accuracy(probs[test], y[test]), seconds=dict(total=time.perf_counter() - t0))
+
 
 # %% ../nbs/07_cosupervise.ipynb #65e90365
 def _check_run(p:Problem, cfg:CSLConfig):
@@ -323,31 +382,33 @@ def co_supervise(p:Problem, # features, teachers, hierarchy, splits (and the tru
                  seed:int=0, # seeds every student
                  device='auto', # where students train
                  cbs=(), # `Callback`s
-                 baselines:bool=True, # also run oracle, ensemble, confidence routing and the ceiling
+                 baselines:bool=True, # also run the official rule, oracle, ensemble, confidence routing and the ceiling
                 )->History:
     "Co-supervised learning over every level of the hierarchy, with baselines; returns the `History`."
     cfg = CSLConfig() if cfg is None else cfg
     _check_run(p, cfg); cbs = [cbs] if isinstance(cbs, Callback) else list(cbs or ())
     dev = get_device(device); set_seed(seed); t0 = time.perf_counter()
     hist = History(meta=dict(config=_cfg_dict(cfg), seed=seed, device=str(dev), kind=p.hierarchy.kind,
+                             labels='soft' if cfg.probe.soft else 'hard', gates=run_gates(cfg, baselines),
                              n_teachers=[p.hierarchy.n_teachers(l) for l in range(p.n_levels)], **provenance()))
-    hist.weak_acc = accuracy(p.bank.probs[0][p.splits['test'], 0].float(), p.truth.labels[p.splits['test']])
+    test = p.splits['test']
+    hist.weak_acc = accuracy(p.bank.probs[0][test, 0].float(), p.truth.labels[test])
     _notify(cbs, 'before_run', hist)
-    rec0, prev, labels, probe = level_zero(p, cfg, seed, dev, hist, cbs)
+    if baselines:  # first: with the ceiling known, every later step has its PGR as it finishes
+        rec = _ceiling(p, cfg, seed, dev, hist, cbs); hist.ceiling_acc = rec.test_acc
+        hist.records.append(rec); _notify(cbs, 'after_round', hist, rec)
+    rec0, student_probs, labels, probe = level_zero(p, cfg, seed, dev, hist, cbs)
     hist.records.append(rec0); _notify(cbs, 'after_round', hist, rec0); _notify(cbs, 'after_level', hist, rec0)
-    unit_probs = _unit_probs(p, dev)
-    gates = {'csl': cfg.assign, **(BASELINE_GATES if baselines else {})}
-    for method, gate in gates.items():
-        try: _walk(p, replace(cfg, assign=gate), method, (prev, labels, probe), unit_probs, seed, dev, hist, cbs)
+    views = gate_views(p, cfg, dev)
+    for method, gate in run_gates(cfg, baselines).items():
+        try: _walk(p, replace(cfg, assign=gate), method, (student_probs, labels, probe), views, seed, dev, hist, cbs)
         except EmptyKeptError as e:  # a baseline whose filter keeps nothing is a result (recorded), not a crash
             if method == 'csl': raise
             hist.meta.setdefault('failed', {})[method] = str(e)
-    if baselines:
-        rec = _ceiling(p, cfg, seed, dev, hist, cbs); hist.ceiling_acc = rec.test_acc
-        hist.records.append(rec); _notify(cbs, 'after_round', hist, rec)
     hist.meta['seconds'] = time.perf_counter() - t0
     _notify(cbs, 'after_run', hist)
     return hist
+
 
 # %% ../nbs/07_cosupervise.ipynb #a081cd9b
 def _cfg_dict(cfg)->dict:
@@ -356,11 +417,13 @@ def _cfg_dict(cfg)->dict:
 
 # %% ../nbs/07_cosupervise.ipynb #164fe5ac
 _FIELDS = ('test_acc', 'pgr', 'keep_rate', 'precision', 'recall', 'assign_acc', 'teacher_acc', 'label_acc')
+CURVE_METHODS = ('csl', 'official', 'oracle')  # methods reported at every level, not only at the deepest
 
 def _row(method:str, rec:Record|None, h:History, level=None, n_teachers=1, test_acc=None)->dict:
     "One report row; a method that failed (no record) gets None in every field."
     acc = rec.test_acc if rec else test_acc
-    row = dict(method=method, level=rec.level if rec else level, n_teachers=rec.n_teachers if rec else n_teachers, test_acc=acc)
+    row = dict(method=method, labels=h.meta.get('labels'), level=rec.level if rec else level,
+               n_teachers=rec.n_teachers if rec else n_teachers, test_acc=acc)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         g = pgr(acc, h.weak_acc, h.ceiling_acc) if acc is not None and not math.isnan(h.ceiling_acc) else float('nan')
@@ -368,24 +431,29 @@ def _row(method:str, rec:Record|None, h:History, level=None, n_teachers=1, test_
     for f in _FIELDS[2:]: row[f] = getattr(rec, f) if rec else None
     return row
 
+def _method_rows(h:History, method:str)->list:
+    "Rows of one gate: per level (`method@L`, for the curve methods), then at the deepest level (`method`)."
+    failed, n_teachers = h.meta.get('failed', {}), h.meta.get('n_teachers') or [1]
+    if not h.of(method) and method not in failed: return []
+    levels = sorted({r.level for r in h.of(method)}) if method in CURVE_METHODS else []
+    rows = [_row(f'{method}@{l}', h.last(method, l), h) for l in levels]
+    return rows + [_row(method, h.last(method, len(n_teachers) - 1), h, level=len(n_teachers) - 1, n_teachers=n_teachers[-1])]
+
+
 # %% ../nbs/07_cosupervise.ipynb #5717223a
 @dataclass
 class Report:
     "Methods side by side: accuracy, PGR, filter and gate quality."
-    rows:list # one dict per method (keys: method, level, n_teachers, test_acc, pgr, keep_rate, precision, recall, assign_acc, ...)
+    rows:list # one dict per method (keys: method, labels, level, n_teachers, test_acc, pgr, keep_rate, precision, ...)
     weak_acc:float # generalist teacher's test accuracy
     ceiling_acc:float # ground-truth student's test accuracy
     meta:dict # config, seed, provenance
     @classmethod
     def from_history(cls, h:History)->Report:
-        if not isinstance(h, History): raise InputError(f"Report.from_history: got {type(h).__name__}; expected a History (History.from_dict reads a saved one)")
+        if not isinstance(h, History):
+            raise InputError(f"Report.from_history: got {type(h).__name__}; expected a History (History.from_dict reads a saved one)")
         rows = [_row('weak', None, h, level=0, test_acc=h.weak_acc), _row('naive_w2s', h.last('naive_w2s'), h)]
-        levels = sorted({r.level for r in h.of('csl')})
-        rows += [_row(f'csl@{l}', h.last('csl', l), h) for l in levels]
-        if levels: rows.append(_row('csl', h.last('csl', levels[-1]), h))
-        failed, deepest = h.meta.get('failed', {}), (h.meta.get('n_teachers') or [1])[-1]
-        rows += [_row(m, h.last(m), h, level=len(h.meta.get('n_teachers', [1])) - 1, n_teachers=deepest)
-                 for m in ('ensemble', 'oracle', 'confidence_routing') if h.of(m) or m in failed]
+        for m in ('csl', 'official', 'ensemble', 'oracle', 'confidence_routing'): rows += _method_rows(h, m)
         if h.of('ceiling'): rows.append(_row('ceiling', h.last('ceiling'), h, n_teachers=0))
         return cls(rows, h.weak_acc, h.ceiling_acc, h.meta)
     def row(self, method:str)->dict:
@@ -395,9 +463,11 @@ class Report:
         return r
     def _repr_markdown_(self)->str:
         f = lambda v: '' if v is None else f'{v:.3f}' if isinstance(v, float) else str(v)
-        cols = ['method', 'level', 'n_teachers', *_FIELDS]
-        return '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + ['| ' + ' | '.join(f(r[c]) for c in cols) + ' |' for r in self.rows])
+        cols = ['method', 'labels', 'level', 'n_teachers', *_FIELDS]
+        head = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+        return '\n'.join(head + ['| ' + ' | '.join(f(r[c]) for c in cols) + ' |' for r in self.rows])
     def __str__(self): return self._repr_markdown_()
+
 
 # %% ../nbs/07_cosupervise.ipynb #3edd854b
 def synthetic_problem(n:int=1200, # samples

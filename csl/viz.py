@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 from fastcore.basics import patch
-from .core import InputError
-from .cosupervise import History, Record, Report, Callback, BASELINE_GATES
+from .core import InputError, PAPER_PGR
+from .cosupervise import History, Record, Report, Callback, BASELINE_GATES, CURVE_METHODS, run_gates
 
 # %% auto #0
-__all__ = ['COLORS', 'PAPER_PGR', 'csl_path', 'step_label', 'accuracy_by_level', 'filter_quality', 'assignment_heatmap',
+__all__ = ['COLORS', 'csl_path', 'step_label', 'accuracy_by_level', 'filter_quality', 'routing_by_level', 'assignment_heatmap',
            'pgr_points', 'pgr_by_teachers', 'Dashboard', 'save_html']
 
 # %% ../nbs/08_viz.ipynb #df14ded5
@@ -27,7 +27,7 @@ def csl_path(hist:History, # a run's history
 def _check_hist(hist, method:str, where:str):
     "Raise `InputError` unless `hist` is a `History` and `method` a gate the loop records."
     if not isinstance(hist, History): raise InputError(f"{where}: hist is {type(hist).__name__}; expected a csl History (History.from_dict reads a saved one)")
-    known = ('csl', *BASELINE_GATES)
+    known = ('csl', 'official', *BASELINE_GATES)
     if method not in known: raise InputError(f"{where}: method={method!r}; expected one of {list(known)}")
 
 def step_label(rec:Record, # one step
@@ -54,7 +54,7 @@ def _empty(fig:go.Figure, note:str)->go.Figure:
     return fig
 
 # %% ../nbs/08_viz.ipynb #0dd49ff2
-COLORS = dict(teachers='#7f7f7f', val='#1f77b4', test='#d62728', oracle='#2ca02c', ensemble='#9467bd',
+COLORS = dict(teachers='#7f7f7f', val='#1f77b4', test='#d62728', official='#e377c2', oracle='#2ca02c', ensemble='#9467bd',
               confidence_routing='#ff7f0e', weak='#8c564b', ceiling='#17becf', keep_rate='#7f7f7f', precision='#1f77b4', recall='#d62728')
 _SYMBOLS = dict(oracle='star', ensemble='diamond', confidence_routing='x')
 
@@ -80,6 +80,10 @@ def accuracy_by_level(hist:History, # a run's history (complete or in progress)
     g = [_pgr(r.test_acc, hist) for r in path]
     line('student test', [r.test_acc for r in path], 'test', mode='lines+markers+text', textposition='top center',
          text=['' if v is None else f'PGR {v:.2f}' for v in g])
+    if method != 'official' and hist.of('official'):  # the release's rule, from the same level-0 student
+        off = csl_path(hist, 'official')
+        fig.add_scatter(x=_labels(off), y=[r.test_acc for r in off], name='official rule (test)', mode='lines+markers',
+                        line=dict(color=COLORS['official'], dash='dash'))
     for m in BASELINE_GATES:
         rec = hist.last(m)
         if rec is not None and x: fig.add_scatter(x=[x[-1]], y=[rec.test_acc], name=f'{m} (test)', mode='markers',
@@ -100,6 +104,25 @@ def filter_quality(hist:History, # a run's history
     for f in ('keep_rate', 'precision', 'recall'):
         fig.add_scatter(x=x, y=[getattr(r, f) for r in path], name=f.replace('_', ' '), mode='lines+markers', line=dict(color=COLORS[f]))
     return fig
+
+# %% ../nbs/08_viz.ipynb #86ecc236
+_ROUTED = ('csl', 'official', 'oracle', 'confidence_routing')
+
+def routing_by_level(hist:History, # a run's history
+                     height:int=360, # figure height in pixels
+                    )->go.Figure:
+    "Routing accuracy and label precision per level for every gate of the run (last round of each level)."
+    if not isinstance(hist, History): raise InputError(f"routing_by_level: hist is {type(hist).__name__}; expected a csl History")
+    fig = go.Figure(layout=dict(title='Routing accuracy and label precision per level', height=height,
+                                yaxis=dict(title='share of the pool', tickformat='.0%'), xaxis=dict(title='teachers', type='category'),
+                                legend=dict(orientation='h', y=-0.3), margin=dict(t=50, b=40)))
+    for m in _ROUTED:
+        recs = [hist.last(m, l) for l in sorted({r.level for r in hist.of(m)})]
+        if not recs: continue
+        x, c = [str(r.n_teachers) for r in recs], COLORS.get(m, COLORS['test'])
+        fig.add_scatter(x=x, y=[r.assign_acc for r in recs], name=f'{m}: routing', mode='lines+markers', line=dict(color=c))
+        fig.add_scatter(x=x, y=[r.precision for r in recs], name=f'{m}: precision', mode='lines+markers', line=dict(color=c, dash='dot'))
+    return fig if fig.data else _empty(fig, 'no routed level yet')
 
 # %% ../nbs/08_viz.ipynb #eb737f9c
 def _share(counts)->tuple:
@@ -127,7 +150,8 @@ def assignment_heatmap(hist:History, # a run's history
     for i, r in enumerate(recs):
         share, c = _share(r.counts)  # (K, U), (K, U)
         units = list(names) if names else [str(u) for u in range(c.shape[1])]
-        fig.add_heatmap(z=share.round(4), x=units, y=list(range(c.shape[0])), customdata=c.round(2),  # rounded: a lighter HTML file zmin=0, zmax=1, colorscale='Blues',
+        fig.add_heatmap(z=share.round(4), x=units, y=list(range(c.shape[0])), customdata=c.round(2),  # rounded: lighter HTML
+                        zmin=0, zmax=1, colorscale='Blues',  # one colour scale for every frame, so frames compare
                         name=labels[i], visible=i == len(recs) - 1, colorbar=dict(title='share', tickformat='.0%'),
                         texttemplate='%{z:.2f}' if c.size <= 200 else None,
                         hovertemplate=f'teacher %{{y}}<br>{unit} %{{x}}<br>share %{{z:.1%}}<br>count %{{customdata:.1f}}<extra></extra>')
@@ -139,42 +163,63 @@ def assignment_heatmap(hist:History, # a run's history
                              sliders=[dict(active=n, steps=steps, currentvalue=dict(prefix='step: '), pad=dict(t=40))])
 
 # %% ../nbs/08_viz.ipynb #cb229739
-PAPER_PGR = {'hard': {1: .497, 2: .638, 4: .670, 8: .694}, 'soft': {1: .568, 2: .690, 4: .734, 8: .755}}
-
 def _vals(v)->list:
     "A per-seed list or a single value -> the list of defined values."
     return [x for x in (v if isinstance(v, (list, tuple)) else [v]) if x is not None and not (isinstance(x, float) and math.isnan(x))]
 
-def pgr_points(rep:Report|dict, # a `Report` or a results dict with 'rows'
-              )->list: # (n_teachers, mean PGR, std PGR) sorted by teachers; levels without a PGR are left out
-    "PGR per number of teachers: the level-0 student (naive W2S), then each 'csl@L' row."
+def _rows_of(rep)->list:
     rows = rep.rows if isinstance(rep, Report) else rep.get('rows') if isinstance(rep, dict) else None
     if rows is None: raise InputError(f"pgr_points: got {type(rep).__name__}; expected a Report or a dict with 'rows'")
+    return rows
+
+def pgr_points(rep:Report|dict, # a `Report` or a results dict with 'rows'
+               method:str='csl', # whose path: 'csl', 'official' or 'oracle'
+               labels:str|None=None, # keep only rows of this label kind (rows without `labels` always match)
+              )->list: # (n_teachers, mean PGR, std PGR) sorted by teachers; levels without a PGR are left out
+    "PGR per number of teachers: the level-0 student (naive W2S), then each '<method>@L' row."
     pts = []
-    for r in rows:
+    for r in _rows_of(rep):
         v = _vals(r.get('pgr'))
-        if (r['method'] == 'naive_w2s' or r['method'].startswith('csl@')) and v:
+        mine = r['method'] == 'naive_w2s' or r['method'].startswith(f'{method}@')
+        if mine and v and labels in (None, r.get('labels', labels)):
             pts.append((r['n_teachers'], statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0))
-    return sorted(pts)
+    return sorted(pts) if any(n > 1 for n, _, _ in pts) else []  # the level-0 point alone is no curve of `method`
+
+def _kinds(rep)->list:
+    "The label kinds a Report or results dict holds, in order ([None] when its rows do not say)."
+    return list(dict.fromkeys(r.get('labels') for r in _rows_of(rep))) or [None]
+
 
 # %% ../nbs/08_viz.ipynb #064edb58
-def pgr_by_teachers(reports:dict, # label kind ('hard', 'soft', ...) -> `Report` or results dict
+_KIND_COLORS = {'soft': '#d62728', 'hard': '#1f77b4', None: '#2ca02c'}
+_METHOD_DASH = {'csl': 'solid', 'official': 'dashdot', 'oracle': 'dot'}
+
+def pgr_by_teachers(reports:Report|dict, # a Report or results dict (every label kind it holds), or label kind -> one
                     reference:dict|None=None, # published points to overlay: kind -> {n_teachers: PGR}, e.g. `PAPER_PGR`
-                    height:int=360, # figure height in pixels
+                    height:int=380, # figure height in pixels
+                    methods:tuple=('csl',), # gates to draw, e.g. `CURVE_METHODS` ('csl', 'official', 'oracle')
                    )->go.Figure:
-    "PGR against the number of teachers, one line per label kind (optionally with reference points)."
-    if not isinstance(reports, dict) or not reports: raise InputError(f"pgr_by_teachers: reports={type(reports).__name__}; expected a non-empty dict kind -> Report")
+    "PGR against the number of teachers, one line per gate and label kind (optionally with reference points)."
+    if isinstance(reports, Report) or (isinstance(reports, dict) and 'rows' in reports):
+        reports = {k: reports for k in _kinds(reports)}
+    if not isinstance(reports, dict) or not reports:
+        raise InputError(f"pgr_by_teachers: reports={type(reports).__name__}; expected a Report, a results dict or a non-empty dict kind -> Report")
     fig = go.Figure(layout=dict(title='PGR against number of teachers', height=height, yaxis=dict(title='PGR', tickformat='.0%'),
-                                xaxis=dict(title='teachers', type='log', dtick=math.log10(2)), margin=dict(t=50, b=40)))
-    pal = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e']
-    for i, (kind, rep) in enumerate(reports.items()):
-        n, m, s = zip(*pts) if (pts := pgr_points(rep)) else ((), (), ())
-        fig.add_scatter(x=n, y=m, error_y=dict(array=s, visible=any(s)), name=f'{kind}', mode='lines+markers', line=dict(color=pal[i % 5]))
-    for i, (kind, pts) in enumerate((reference or {}).items()):
+                                xaxis=dict(title='teachers', type='log', dtick=math.log10(2)), margin=dict(t=50, b=40),
+                                legend=dict(orientation='h', y=-0.25)))
+    for kind, rep in reports.items():
+        for m in methods:
+            pts = pgr_points(rep, m, kind)
+            if m != 'csl' and not pts: continue  # a gate this run did not walk
+            n, mean, sd = zip(*pts) if pts else ((), (), ())
+            fig.add_scatter(x=n, y=mean, error_y=dict(array=sd, visible=any(sd)), name=f'{m} ({kind})' if kind else m,
+                            mode='lines+markers', line=dict(color=_KIND_COLORS.get(kind, '#9467bd'), dash=_METHOD_DASH.get(m, 'solid')))
+    for kind, pts in (reference or {}).items():
         n = sorted(pts)
-        fig.add_scatter(x=n, y=[pts[k] for k in n], name=f'paper ({kind})', mode='lines+markers',
-                        line=dict(dash='dash', color=pal[i % 5]), marker=dict(symbol='circle-open'), opacity=0.6)
+        fig.add_scatter(x=n, y=[pts[k] for k in n], name=f'paper ({kind})', mode='lines+markers', opacity=0.5,
+                        line=dict(dash='dash', color=_KIND_COLORS.get(kind, '#7f7f7f'), width=1), marker=dict(symbol='circle-open'))
     return fig
+
 
 # %% ../nbs/08_viz.ipynb #0c5d0ccc
 def _refresh(fw:go.FigureWidget, fig:go.Figure):
@@ -187,9 +232,16 @@ def _refresh(fw:go.FigureWidget, fig:go.Figure):
         fw.layout = fig.layout
 
 def _expected_rounds(meta:dict)->int:
-    "Rounds a full run with baselines makes: level 0, each gate's (level, round) steps, the ceiling."
+    "Rounds a run makes: the ceiling (with baselines), level 0, then each gate's (level, round) steps."
     L, R = len(meta.get('n_teachers', [1])), meta.get('config', {}).get('rounds', 1)
-    return 1 + (L - 1) * R * (1 + len(BASELINE_GATES)) + 1
+    gates = meta.get('gates') or {'csl': None, **BASELINE_GATES}
+    return int(len(gates) > 1) + 1 + (L - 1) * R * len(gates)
+
+# %% ../nbs/08_viz.ipynb #226f14e0
+def _live_curve(hist:History, method:str='csl')->go.Figure:
+    "The PGR curve of a run so far: a point per finished level for every curve gate (PGR is known once the ceiling ran)."
+    if not hist.records or math.isnan(hist.ceiling_acc): return _empty(pgr_by_teachers({'run': {'rows': []}}), 'PGR appears once the ceiling is measured')
+    return pgr_by_teachers(Report.from_history(hist), reference=PAPER_PGR, methods=CURVE_METHODS)
 
 # %% ../nbs/08_viz.ipynb #787499bd
 class Dashboard(Callback):
@@ -198,7 +250,8 @@ class Dashboard(Callback):
                 ):
         import ipywidgets as W
         self.method, self.hist, self.n_updates, self.t0 = method, History(), 0, None
-        self.makers = dict(accuracy=accuracy_by_level, filter=filter_quality, assignment=assignment_heatmap)
+        self.makers = dict(curve=_live_curve, accuracy=accuracy_by_level, routing=lambda h, m: routing_by_level(h),
+                           filter=filter_quality, assignment=assignment_heatmap)
         self.figs = {k: go.FigureWidget(f(self.hist, method)) for k, f in self.makers.items()}
         self.status, self.bar = W.HTML('waiting for a run'), W.IntProgress(value=0, min=0, max=1, description='rounds')
         self.widget = W.VBox([self.status, self.bar, *self.figs.values()])
@@ -254,10 +307,11 @@ def _pct(v)->str:
     return f'{100 * v[0]:.1f}' if len(v) == 1 else f'{100 * statistics.fmean(v):.1f} ± {100 * statistics.stdev(v):.1f}'
 
 def _table_html(rows:list)->str:
-    "An HTML table of test accuracy and PGR (in %) per method."
-    head = '<tr><th>method</th><th>teachers</th><th>test acc (%)</th><th>PGR (%)</th></tr>'
-    body = ''.join(f"<tr><td>{html.escape(str(r['method']))}</td><td>{r.get('n_teachers', '')}</td>"
-                   f"<td>{_pct(r.get('test_acc'))}</td><td>{_pct(r.get('pgr'))}</td></tr>" for r in rows)
+    "An HTML table of test accuracy, PGR and routing accuracy (in %) per method and label kind."
+    head = '<tr><th>method</th><th>labels</th><th>teachers</th><th>test acc (%)</th><th>PGR (%)</th><th>routing (%)</th></tr>'
+    body = ''.join(f"<tr><td>{html.escape(str(r['method']))}</td><td>{html.escape(str(r.get('labels') or ''))}</td>"
+                   f"<td>{r.get('n_teachers', '')}</td><td>{_pct(r.get('test_acc'))}</td><td>{_pct(r.get('pgr'))}</td>"
+                   f"<td>{_pct(r.get('assign_acc'))}</td></tr>" for r in rows)
     return f'<table>{head}{body}</table>'
 
 _PAGE = """<!DOCTYPE html>
@@ -272,15 +326,15 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child{{
 # %% ../nbs/08_viz.ipynb #424a230a
 def save_html(path:str|Path, # file to write (its folder is created)
               hist:History, # the run to draw
-              results:dict|None=None, # optional results dict (rows of method / n_teachers / test_acc / pgr, per seed)
+              results:dict|None=None, # optional results dict (`results.json`: every seed and label kind) for the curve and table
               title:str='Co-supervised learning run', # page title
               method:str='csl', # the gate whose path and assignments are drawn
              )->Path:
     "Write every figure of a run into ONE self-contained HTML file (plotly.js inline) that renders offline."
     if not isinstance(hist, History): raise InputError(f"save_html: hist is {type(hist).__name__}; expected a csl History")
     summary = results if results is not None else Report.from_history(hist)
-    figs = [accuracy_by_level(hist, method), filter_quality(hist, method), assignment_heatmap(hist, method),
-            pgr_by_teachers({results.get('preset', 'run') if results else 'run': summary})]
+    figs = [pgr_by_teachers(summary, reference=PAPER_PGR, methods=CURVE_METHODS), accuracy_by_level(hist, method),
+            routing_by_level(hist), assignment_heatmap(hist, method), filter_quality(hist, method)]
     divs = [f.to_html(full_html=False, include_plotlyjs=i == 0, config=dict(displaylogo=False)) for i, f in enumerate(figs)]
     m = hist.meta
     meta = ' · '.join(html.escape(str(s)) for s in (f"csl {m.get('csl', '?')}", f"seed {m.get('seed', '?')}", f"device {m.get('device', '?')}",

@@ -5,7 +5,8 @@ import pytest
 
 CSL = shutil.which('csl', path=str(Path(sys.executable).parent)) or shutil.which('csl')
 FIELDS = ('test_acc', 'pgr', 'keep_rate', 'precision', 'recall', 'assign_acc')
-METHODS = {'weak', 'naive_w2s', 'ensemble', 'csl', 'oracle', 'confidence_routing', 'ceiling'}
+BASE = {'weak', 'naive_w2s', 'ensemble', 'csl', 'oracle', 'confidence_routing', 'ceiling'}
+LEVELS = (1, 2, 3)  # the default hierarchy: 1 -> 2 -> 4 -> 8 teachers
 
 
 def csl(*args, cache, timeout=900):
@@ -13,18 +14,32 @@ def csl(*args, cache, timeout=900):
     return subprocess.run([CSL, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def mean(res, method, field='test_acc'):
-    vals = [v for v in next(r for r in res['rows'] if r['method'] == method)[field] if v is not None]
+def row(res, method, labels=None):
+    "The row of `method` with `labels` (None: the preset's own kind, listed first)."
+    labels = labels or res['labels'][0]
+    return next(r for r in res['rows'] if r['method'] == method and r['labels'] == labels)
+
+
+def mean(res, method, field='test_acc', labels=None):
+    vals = [v for v in row(res, method, labels)[field] if v is not None]
     return sum(vals) / len(vals)
 
 
-def check_contract(res, preset, seeds):
+def check_contract(res, preset, seeds, levels=None):
+    "The results.json contract: today's fields, a `labels` on every row, per-level csl/oracle rows for both label kinds."
     assert res['preset'] == preset and res['seeds'] == seeds and isinstance(res['version'], str) and isinstance(res['config'], dict)
-    assert isinstance(res['timing_s'], dict)
-    methods = {r['method'] for r in res['rows']}
-    assert METHODS <= methods, methods
-    assert all(m in METHODS or m.startswith('csl@') for m in methods), methods
+    assert isinstance(res['timing_s'], dict) and sorted(res['labels']) == ['hard', 'soft']
+    own = 'soft' if res['config']['csl']['probe']['soft'] else 'hard'
+    assert res['labels'][0] == own and res['rows'][0]['labels'] == own   # the preset's own kind comes first
+    for kind in res['labels']:
+        methods = {r['method'] for r in res['rows'] if r['labels'] == kind}
+        assert BASE <= methods, (kind, methods)
+        for l in levels or ():
+            assert {f'csl@{l}', f'oracle@{l}'} <= methods, (kind, l, methods)
+            if res['config']['csl']['assign'] != 'ownership': assert f'official@{l}' in methods, (kind, l)
+        if levels: assert row(res, 'csl', kind)['test_acc'] == row(res, f'csl@{levels[-1]}', kind)['test_acc']
     for r in res['rows']:
+        assert r['labels'] in ('soft', 'hard')
         assert r['level'] is None or isinstance(r['level'], int)
         assert isinstance(r['n_teachers'], int)
         for f in FIELDS:
@@ -45,22 +60,35 @@ def default_run(tmp_path_factory):
 def test_main_job_runs(default_run):
     p, tmp = default_run
     assert p.returncode == 0, p.stderr[-3000:]
-    assert 'digits-domains' in p.stdout and '| csl |' in p.stdout and 'results.json' in p.stdout
+    assert 'digits' in p.stdout and '| csl |' in p.stdout and 'results.json' in p.stdout
+    assert 'PGR (%) against the number of teachers' in p.stdout and '| paper (ImageNet) | soft |' in p.stdout
     assert 'feature' in p.stderr.lower() or 'extracting' in p.stderr  # progress goes to stderr
     res = json.loads((tmp/'out'/'results.json').read_text())
-    check_contract(res, 'digits-domains', [0, 1, 2])
+    check_contract(res, 'digits', [0, 1, 2], LEVELS)
+    assert res['config']['hierarchy'] == 'blocks8' and res['config']['teachers']['budget'] == 'scope'
     assert (tmp/'report.html').stat().st_size > 100_000  # plotly.js inline
 
 
-def test_main_job_result(default_run):
-    "The method works on the embedded default (the numbers the README reports come from this file)."
+def test_main_job_curve(default_run):
+    "The paper's curve on the embedded default, read from the written results.json (criteria of the hierarchy issue)."
     p, tmp = default_run
     res = json.loads((tmp/'out'/'results.json').read_text())
-    c, n = mean(res, 'csl'), mean(res, 'naive_w2s')
-    assert c >= n + 0.05, (c, n)
-    assert mean(res, 'csl', 'pgr') >= mean(res, 'naive_w2s', 'pgr') + 0.10
-    assert mean(res, 'oracle') >= c - 0.01
-    assert mean(res, 'confidence_routing') < c
+    pgr = lambda m, kind='soft': mean(res, m, 'pgr', kind)
+    naive, L = pgr('naive_w2s'), LEVELS[-1]
+    assert pgr(f'official@{L}') >= naive + 0.15, (pgr(f'official@{L}'), naive)    # the official rule, soft labels
+    for m in ('csl', 'official'):
+        for kind in ('soft', 'hard'):
+            curve = [pgr('naive_w2s', kind)] + [pgr(f'{m}@{l}', kind) for l in LEVELS]
+            assert all(b > a for a, b in zip(curve, curve[1:])), (m, kind, curve)   # rising level to level
+        assert pgr(f'{m}@{L}', 'soft') >= pgr(f'{m}@{L}', 'hard'), m             # soft >= hard at 8 teachers
+    for kind in ('soft', 'hard'):
+        for l in LEVELS:
+            assert pgr(f'oracle@{l}', kind) >= pgr(f'csl@{l}', kind), (kind, l)   # perfect routing bounds the gate
+            assert mean(res, f'oracle@{l}', 'assign_acc', kind) == 1.0
+    assert pgr(f'csl@{L}') >= 0.60 and pgr(f'csl@{L}') > pgr(f'official@{L}'), (pgr(f'csl@{L}'), pgr(f'official@{L}'))
+    for l in LEVELS:   # the default gate routes better than the official rule at every level
+        assert mean(res, f'csl@{l}', 'assign_acc') > mean(res, f'official@{l}', 'assign_acc'), l
+    assert mean(res, 'confidence_routing') < mean(res, 'csl')
 
 
 def test_resume_reuses_finished_seeds(default_run):
@@ -81,7 +109,7 @@ def test_fashion_mnist_preset(tmp_path):
         pytest.skip("Debian's dataset-fashion-mnist is not installed (CI installs it)")
     p = csl('run', '--preset', 'fashion-mnist', '--seeds', '0', '--out', str(tmp_path/'out'), cache=tmp_path/'cache')
     assert p.returncode == 0, p.stderr[-3000:]
-    check_contract(json.loads((tmp_path/'out'/'results.json').read_text()), 'fashion-mnist', [0])
+    check_contract(json.loads((tmp_path/'out'/'results.json').read_text()), 'fashion-mnist', [0], (1,))
 
 
 @pytest.mark.parametrize('args,msg', [
