@@ -200,7 +200,7 @@ def neighbours(g:GateInput)->Assignment:
 def parent(g:GateInput)->Assignment:
     "Product of experts: the student's scope mass times the parent-level teacher's mass on the same scope."
     up = _need(g, 'unit_probs', 'parent')  # (N, U)
-    if up is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
+    if up is None or g.k == 1: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
     if g.kind != 'class' or g.parent_probs is None:
         raise InputError("gate 'parent' needs a class hierarchy and parent_probs with parent (the level above's teachers)")
     scope_c = F.one_hot(g.owner, g.k).float()  # (C, K) class -> teacher
