@@ -107,9 +107,10 @@ def writable_folder(p)->str|None:
 
 def writable_file(p)->str|None:
     "A rule: a file name (not a folder) whose folder is writable or can be made."
-    p = Path(p).expanduser()
+    p = Path(p).expanduser(); a = _nearest_existing(p.parent.absolute())
     if p.is_dir(): return 'a file name, not a folder'
-    return writable_folder(p.parent)
+    if not a.is_dir(): return f'a file in a folder, but {a} is a file'
+    return None if os.access(a, os.W_OK | os.X_OK) else f'a file in a folder this user can write ({a} is not writable)'
 
 # %% ../nbs/00_core.ipynb #9ef2afb2
 def make_folders(folders:list, # (option name, folder or None) pairs, e.g. [('--out', out), ('--cache', cache)]
