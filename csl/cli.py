@@ -72,6 +72,16 @@ def _as_flag(flag:str, value, check:Callable):
     try: return check()
     except InputError as e: raise InputError(str(e) if flag in str(e) else f"{flag} {value}: {e}") from None
 
+def _check_data(a, preset)->dict:
+    "The loader options of `--data` and `--download`, checked against the preset's loader: its parameters, annotated types and ranges."
+    kw = _data_kw(a.data)
+    if (k := next((k for k in kw if k in _OWN_FLAG), None)): raise InputError(f"--data {k}={kw[k]}: {k} has its own flag; expected {_OWN_FLAG[k]} instead")
+    check_loader_options(preset.dataset, kw, '--data')
+    if a.download and 'download' not in inspect.signature(DATASETS[preset.dataset]).parameters:
+        can = [p.name for p in PRESETS.values() if 'download' in inspect.signature(DATASETS[p.dataset]).parameters]
+        raise InputError(f"--download: preset {preset.name!r} reads {preset.dataset}, which csl cannot download; expected a preset whose data torchvision downloads ({', '.join(can)})")
+    return kw | ({'download': True} if a.download else {})
+
 # %% ../nbs/10_cli.ipynb #f0996c7d
 def _check_run(a)->tuple: # (configured preset, device, output folder)
     "Check every flag of `csl run` before any work (a bad value: one `InputError` naming the flag), then make the output folders."
@@ -80,13 +90,8 @@ def _check_run(a)->tuple: # (configured preset, device, output folder)
     check_options({f: getattr(a, f[2:].replace('-', '_')) for f in _RUN_RULES} | {'--out': out}, _RUN_RULES)
     if any(isinstance(x, bool) or x < 0 for x in a.seeds) or len(set(a.seeds)) < len(a.seeds):
         raise InputError(f"--seeds {' '.join(map(str, a.seeds))}: seeds=[{', '.join(map(str, a.seeds))}]; expected distinct ints >= 0")
-    kw = _data_kw(a.data)
-    if (k := next((k for k in kw if k in _OWN_FLAG), None)): raise InputError(f"--data {k}={kw[k]}: {k} has its own flag; expected {_OWN_FLAG[k]} instead")
-    check_loader_options(preset.dataset, kw, '--data')
-    if a.download and 'download' not in inspect.signature(DATASETS[preset.dataset]).parameters:
-        can = [p.name for p in PRESETS.values() if 'download' in inspect.signature(DATASETS[p.dataset]).parameters]
-        raise InputError(f"--download: preset {preset.name!r} reads {preset.dataset}, which csl cannot download; expected a preset whose data torchvision downloads ({', '.join(can)})")
-    preset = _as_flag('--teachers', a.teachers, lambda: configure(preset, a.backbone, a.random_weights, a.labels, a.teachers, a.batch_size, a.teacher_steps, **kw, **({'download': True} if a.download else {})))
+    kw = _check_data(a, preset)
+    preset = _as_flag('--teachers', a.teachers, lambda: configure(preset, a.backbone, a.random_weights, a.labels, a.teachers, a.batch_size, a.teacher_steps, **kw))  # its own check left: the folder
     if a.teachers and not any(Path(a.teachers).expanduser().glob('level*-teacher*.pt')): raise InputError(f"--teachers {a.teachers}: holds no level{{l}}-teacher{{k}}.pt file; expected one state dict per teacher")
     dev = _as_flag('--device', a.device, lambda: get_device(a.device))
     _as_flag('--root', a.root, lambda: _check_root(preset, a.root))
