@@ -318,12 +318,14 @@ class _ArrayUnpickler(pickle.Unpickler):
         if (module, name) in _ARRAY_GLOBALS: return _ARRAY_GLOBALS[(module, name)]
         raise pickle.UnpicklingError(f"it asks for {module}.{name}; expected numpy arrays, lists and strings only")
 
-def _load_array_pickle(path:Path)->dict:
-    "A CIFAR-style pickle (Python 2 or 3), read without running anything it names."
+def _load_array_pickle(path:Path, keys:tuple)->dict:
+    "A CIFAR-style pickle (Python 2 or 3) holding a dict with `keys`, read without running anything it names."
     try:
-        with open(path, 'rb') as f: return _ArrayUnpickler(f, encoding='latin1').load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
-        raise InputError(f"cifar-100: {path} is not a CIFAR-100 pickle ({e}); nothing in it was run") from None
+        with open(path, 'rb') as f: d = _ArrayUnpickler(f, encoding='latin1').load()
+    except OSError: raise
+    except Exception as e: raise InputError(f"cifar-100: {path} is not a CIFAR-100 pickle ({e}); nothing in it was run") from None
+    if not isinstance(d, dict) or not set(keys) <= set(d): raise InputError(f"cifar-100: {path} holds {type(d).__name__} {sorted(d)[:5] if isinstance(d, dict) else ''}; expected a dict with {list(keys)}")
+    return d
 
 # %% ../nbs/01_data.ipynb #70439cd8
 def _read_cifar100(root:Path, download:bool)->tuple:
@@ -336,7 +338,7 @@ def _read_cifar100(root:Path, download:bool)->tuple:
         raise InputError(f"cifar-100: files not found: expected {base}/train, test and meta (torchvision's layout). "
                          "With internet pass download=True (fetches https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, 161 MB), "
                          f"or extract that archive into {root}")
-    meta, tr, te = (_load_array_pickle(base/f) for f in ('meta', 'train', 'test'))
+    meta, tr, te = (_load_array_pickle(base/f, k) for f, k in [('meta', ('fine_label_names',)), ('train', ('data', 'fine_labels')), ('test', ('data', 'fine_labels'))])
     if meta['fine_label_names'] != CIFAR100_CLASSES: raise InputError(f"cifar-100: {base}/meta lists fine labels {meta['fine_label_names'][:5]}...; expected the 100 standard names in alphabetical order")
     img = lambda d: torch.from_numpy(np.asarray(d['data'], dtype=np.uint8).reshape(-1, 3, 32, 32))  # (N, 3, 32, 32)
     return img(tr), torch.tensor(tr['fine_labels']), img(te), torch.tensor(te['fine_labels'])
@@ -553,13 +555,16 @@ Hierarchy.__repr__ = lambda self: f"Hierarchy(kind={self.kind!r}, units={self.n_
 DATASETS = {'digits-domains': digits_domains, 'fashion-mnist': fashion_mnist, 'cifar-100': cifar100,
             'imagenet': imagenet, 'domainnet': domainnet}
 
-def _count_or_share(v)->str|None: return (None if 0 < v <= 1 else 'a share in (0, 1]') if isinstance(v, float) else (None if v >= 1 else 'a count >= 1')
+def _count_or_share(v)->str|None:
+    if isinstance(v, float): return None if 0 < v <= 1 else 'a share in (0, 1]'
+    return None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else 'a count >= 1'
+
 
 LOADER_OPTION_RULES = {  # option name, in any loader -> rule (value -> None, or what is expected); the type comes from the annotation
     **dict.fromkeys(['n_teach', 'n_val', 'n_test', 'n_pool', 'val', 'test'], _count_or_share),
     'size': int_at_least(1), 'max_per_domain': int_at_least(1), 'crop': number_in(0, 1),
     'teach_split': lambda v: None if v in ('val', 'train') else "'val' or 'train'",
-    'domains': lambda v: None if v and all(isinstance(d, str) for d in v) else 'a non-empty list of domain names',
+    'domains': lambda v: None if isinstance(v, (list, tuple)) and v and all(isinstance(d, str) for d in v) else 'a non-empty list of domain names',
 }
 
 # %% ../nbs/01_data.ipynb #071be565
