@@ -9,7 +9,7 @@ from csl.core import InputError, load_cached, _MAGIC
 from csl.data import CSLData, Hierarchy, load_dataset, split_indices, fake_cifar100
 from csl.features import get_features
 from csl.teachers import TeacherConfig, train_teachers, load_teacher, logreg_model, checkpoint_path
-from csl.experiments import build_problem, run_experiment, seed_file
+from csl.experiments import build_problem, run_experiment, seed_file, DEFAULT_PRESET
 from csl.cli import main, _parser
 
 torch.set_num_threads(1)
@@ -79,12 +79,12 @@ def cache_copy(home_run, tmp_path):
 @pytest.mark.parametrize('kind', ['data', 'features', 'teachers'])
 def test_crafted_cache_entry_is_refused_and_recomputed(home_run, cache_copy, tmp_path, kind):
     "A crafted entry with a valid header and checksum: the run warns, recomputes, gives the same problem, and the payload never runs."
-    _, ref, _ = build_problem('digits-domains', 0, 'cpu', home_run[1]/'cache')
+    _, ref, _ = build_problem(DEFAULT_PRESET, 0, 'cpu', home_run[1]/'cache')
     marker = tmp_path/'marker'
     for f in (cache_copy/kind).glob('*.pt'): craft(f, marker)
     logs = []
     with pytest.warns(UserWarning, match='recomputing') as rec:
-        _, got, _ = build_problem('digits-domains', 0, 'cpu', cache_copy, log=logs.append)
+        _, got, _ = build_problem(DEFAULT_PRESET, 0, 'cpu', cache_copy, log=logs.append)
     assert not marker.exists()
     said = [str(w.message) for w in rec] + logs
     assert any(f'/{kind}/' in m and 'holds more than plain values' in m and 'nothing in it ran' in m for m in said), said
@@ -97,11 +97,11 @@ def test_crafted_resume_state_is_redone(home_run, cache_copy, tmp_path):
     out = shutil.copytree(home_run[1]/'out', tmp_path/'out'); marker = tmp_path/'marker'
     ref = json.loads((out/'results.json').read_text())
     craft(seed_file(out, 0), marker)
-    res = run_experiment('digits-domains', [0], out, 'cpu', cache_copy)
+    res = run_experiment(DEFAULT_PRESET, [0], out, 'cpu', cache_copy)
     assert res['timing_s']['reused_seeds'] == [] and res['rows'] == ref['rows']
     assert not marker.exists()
     seed_file(out, 0).write_bytes(pickle.dumps(Plant(marker)))  # a bare pickle, no header
-    res = run_experiment('digits-domains', [0], out, 'cpu', cache_copy)
+    res = run_experiment(DEFAULT_PRESET, [0], out, 'cpu', cache_copy)
     assert res['timing_s']['reused_seeds'] == [] and not marker.exists()
 
 
