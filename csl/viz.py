@@ -13,8 +13,8 @@ from .core import InputError, PAPER_PGR
 from .cosupervise import History, Record, Report, Callback, BASELINE_GATES, CURVE_METHODS, run_gates
 
 # %% auto #0
-__all__ = ['COLORS', 'csl_path', 'step_label', 'accuracy_by_level', 'filter_quality', 'routing_by_level', 'assignment_heatmap',
-           'pgr_points', 'pgr_by_teachers', 'Dashboard', 'save_html']
+__all__ = ['COLORS', 'csl_path', 'step_label', 'accuracy_by_level', 'hierarchy_figure', 'teacher_accuracy', 'filter_quality',
+           'routing_by_level', 'assignment_heatmap', 'pgr_points', 'pgr_by_teachers', 'Dashboard', 'save_html']
 
 # %% ../nbs/08_viz.ipynb #df14ded5
 def csl_path(hist:History, # a run's history
@@ -95,6 +95,50 @@ def accuracy_by_level(hist:History, # a run's history (complete or in progress)
         if rec is not None and x: fig.add_scatter(x=[x[-1]], y=[rec.test_acc], name=f'{m} (test)', mode='markers',
                                                   marker=dict(color=COLORS[m], symbol=_SYMBOLS[m], size=11))
     _ref_lines(fig, hist)
+    return fig
+
+# %% ../nbs/08_viz.ipynb #322f06bd
+def _scope_name(scope:list, names:list|None)->str:
+    "A short label for a scope: its units, or a range of them."
+    n = [str(names[u]) if names else str(u) for u in scope]
+    return ', '.join(n) if len(n) <= 3 else f'{n[0]} .. {n[-1]} ({len(n)})'
+
+def hierarchy_figure(h, # a `csl.data.Hierarchy`
+                     names:list|None=None, # unit names; default the hierarchy's own
+                     height:int=320, # figure height in pixels
+                    )->go.Figure:
+    "The hierarchy as an icicle: a row per level, a box per teacher's scope, nested inside its parent."
+    names = names or h.names
+    ids, labels, parents = [], [], []
+    for l in range(h.n_levels):
+        up = h.parent(l) if l else None
+        for k, scope in enumerate(h.levels[l]):
+            ids.append(f'L{l}/{k}'); parents.append('' if l == 0 else f'L{l - 1}/{int(up[k])}')
+            labels.append(f'L{l} teacher {k}: {_scope_name(scope, names)}')
+    fig = go.Figure(go.Icicle(ids=ids, labels=labels, parents=parents, tiling=dict(orientation='v'),
+                              root=dict(color='#eeeeee')))
+    return fig.update_layout(title=f'{h.kind} hierarchy: teachers per level {[h.n_teachers(l) for l in range(h.n_levels)]}',
+                             height=height, margin=dict(t=50, b=10, l=10, r=10))
+
+# %% ../nbs/08_viz.ipynb #e448663a
+def teacher_accuracy(bank, # a `csl.teachers.TeacherBank`
+                     split:str='test', # which split to measure on
+                     height:int=360, # figure height in pixels
+                    )->go.Figure:
+    "Each teacher's accuracy inside its own scope and on all samples, per level, with the level's collective accuracy."
+    rows = bank.accuracy_table(split)
+    x = [f"L{r['level']} t{r['teacher']}" for r in rows]
+    fig = go.Figure(layout=dict(title=f'Teachers: accuracy in their own scope and overall ({split})', height=height,
+                                yaxis=dict(title='accuracy', tickformat='.0%', range=[0, 1.05]), barmode='group',
+                                legend=dict(orientation='h', y=-0.25), margin=dict(t=50, b=40)))
+    fig.add_bar(x=x, y=[r['own'] for r in rows], name='own scope', marker_color=COLORS['val'],
+                hovertext=[r['scope'] for r in rows])
+    fig.add_bar(x=x, y=[r['overall'] for r in rows], name='all samples', marker_color=COLORS['teachers'])
+    levels = sorted({r['level'] for r in rows})
+    last = [max(i for i, r in enumerate(rows) if r['level'] == l) for l in levels]  # a level's last bar
+    fig.add_scatter(x=[x[i] for i in last], y=[bank.collective_accuracy(l, split) for l in levels], mode='markers+text',
+                    name='collective (true owner)', marker=dict(symbol='star', size=12, color=COLORS['oracle']),
+                    text=[f'L{l}' for l in levels], textposition='top center')
     return fig
 
 # %% ../nbs/08_viz.ipynb #ee52741a
