@@ -129,7 +129,7 @@ def teacher_accuracy(bank, # a `csl.teachers.TeacherBank`
     rows = bank.accuracy_table(split)
     x = [f"L{r['level']} t{r['teacher']}" for r in rows]
     fig = go.Figure(layout=dict(title=f'Teachers: accuracy in their own scope and overall ({split})', height=height,
-                                yaxis=dict(title='accuracy', tickformat='.0%', range=[0, 1.05]), barmode='group',
+                                yaxis=dict(title='accuracy', tickformat='.0%', range=[0, 1.12]), barmode='group',
                                 legend=dict(orientation='h', y=-0.25), margin=dict(t=50, b=40)))
     fig.add_bar(x=x, y=[r['own'] for r in rows], name='own scope', marker_color=COLORS['val'],
                 hovertext=[r['scope'] for r in rows])
