@@ -47,21 +47,28 @@ def _validate(g:GateInput):
     n, k, c = g.teacher_probs.shape; dev = g.teacher_probs.device
     if g.kind not in ('class', 'domain'): raise InputError(f"kind={g.kind!r}; expected 'class' or 'domain'")
     if not isinstance(g.owner, torch.Tensor) or g.owner.ndim != 1 or len(g.owner) == 0:
-        raise InputError(f"owner: got {getattr(g.owner, 'shape', type(g.owner).__name__)}; expected a non-empty (U,) tensor mapping each unit to its teacher")
+        raise InputError(f"owner: got {getattr(g.owner, 'shape', type(g.owner).__name__)}; expected a non-empty (U,) "
+                         "tensor mapping each unit to its teacher")
     g.owner = check_ids(g.owner, len(g.owner), k, 'owner', f'teacher ids (teacher_probs has K={k} teachers)').to(dev)
     idle = sorted(set(range(k)) - set(g.owner.unique().tolist()))
-    if idle: raise InputError(f"owner: teachers {idle} own no unit; expected every one of the K={k} teachers to have a non-empty scope")
-    if g.kind == 'class' and len(g.owner) != c: raise InputError(f"owner: {len(g.owner)} units for kind='class' but teacher_probs has C={c} classes; expected one owner per class")
-    if g.student_probs is not None: g.student_probs = check_probs(check_shape(g.student_probs, (n, c), 'student_probs'), 'student_probs').to(dev)
+    if idle:
+        raise InputError(f"owner: teachers {idle} own no unit; expected every one of the K={k} teachers to have a "
+                         "non-empty scope")
+    if g.kind == 'class' and len(g.owner) != c:
+        raise InputError(f"owner: {len(g.owner)} units for kind='class' but teacher_probs has C={c} classes; "
+                         "expected one owner per class")
+    # checked probability rows, moved to the teachers' device
+    rows = lambda t, shape, name: check_probs(check_shape(t, shape, name), name).to(dev)
+    if g.student_probs is not None: g.student_probs = rows(g.student_probs, (n, c), 'student_probs')
     if g.unit_probs is None and g.kind == 'class': g.unit_probs = g.student_probs
-    if g.unit_probs is not None: g.unit_probs = check_probs(check_shape(g.unit_probs, (n, len(g.owner)), 'unit_probs'), 'unit_probs').to(dev)
-    if g.neighbour_probs is not None:
-        g.neighbour_probs = check_probs(check_shape(g.neighbour_probs, (n, len(g.owner)), 'neighbour_probs'), 'neighbour_probs').to(dev)
+    if g.unit_probs is not None: g.unit_probs = rows(g.unit_probs, (n, len(g.owner)), 'unit_probs')
+    if g.neighbour_probs is not None: g.neighbour_probs = rows(g.neighbour_probs, (n, len(g.owner)), 'neighbour_probs')
     if (g.parent_probs is None) != (g.parent is None): raise InputError("parent_probs and parent: give both or neither")
     if g.parent_probs is not None:
-        g.parent_probs = check_probs(check_shape(g.parent_probs, (n, None, c), 'parent_probs'), 'parent_probs').to(dev)
+        g.parent_probs = rows(g.parent_probs, (n, None, c), 'parent_probs')
         g.parent = check_ids(g.parent, k, g.parent_probs.shape[1], 'parent', 'parent teacher ids').to(dev)
-    if g.true_unit is not None: g.true_unit = check_ids(g.true_unit, n, len(g.owner), 'true_unit', f'{g.kind} ids').to(dev)
+    if g.true_unit is not None:
+        g.true_unit = check_ids(g.true_unit, n, len(g.owner), 'true_unit', f'{g.kind} ids').to(dev)
 
 # %% ../nbs/05_assign.ipynb #c983b6aa
 class Assignment(NamedTuple):
@@ -91,11 +98,13 @@ def _need(g:GateInput, field:str, rule:str):
     "The input `rule` needs; None when missing at a one-teacher level (where any gate is trivial); else a clear error."
     v = getattr(g, field)
     if v is not None or g.k == 1: return v
-    hint = {'student_probs': "pass student_probs, the previous level's student (there is none at level 0, which has one teacher)",
+    hint = {'student_probs': "pass student_probs, the previous level's student "
+                             "(there is none at level 0, which has one teacher)",
             'true_unit': "pass true_unit (ground truth; the oracle is an upper bound, not the method)",
             'neighbour_probs': "pass neighbour_probs = neighbour_mean(unit_probs, pool_neighbours(pool_features))",
-            'unit_probs': ("kind='domain': a class prediction does not name a domain; pass unit_probs from a domain head "
-                           "(fit_unit_head) or use the 'agreement' gate" if g.kind == 'domain' else "pass student_probs")}[field]
+            'unit_probs': ("kind='domain': a class prediction does not name a domain; pass unit_probs from a "
+                           "domain head (fit_unit_head) or use the 'agreement' gate" if g.kind == 'domain'
+                           else "pass student_probs")}[field]
     raise InputError(f"gate {rule!r} needs {field} with K={g.k} teachers: {hint}")
 
 # %% ../nbs/05_assign.ipynb #a7f9ce35
@@ -200,9 +209,10 @@ def neighbours(g:GateInput)->Assignment:
 def parent(g:GateInput)->Assignment:
     "Product of experts: the student's scope mass times the parent-level teacher's mass on the same scope."
     up = _need(g, 'unit_probs', 'parent')  # (N, U)
-    if up is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
+    if up is None or g.k == 1: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
     if g.kind != 'class' or g.parent_probs is None:
-        raise InputError("gate 'parent' needs a class hierarchy and parent_probs with parent (the level above's teachers)")
+        raise InputError("gate 'parent' needs a class hierarchy and parent_probs with parent (the level above's "
+                         "teachers)")
     scope_c = F.one_hot(g.owner, g.k).float()  # (C, K) class -> teacher
     rows = g.parent_probs.float()[:, g.parent]  # (N, K, C): teacher k's parent's distribution
     q = (rows * scope_c.T[None]).sum(2)  # (N, K) parent's mass on k's scope
@@ -210,15 +220,18 @@ def parent(g:GateInput)->Assignment:
     return _route(g, score.argmax(1))
 
 # %% ../nbs/05_assign.ipynb #ed49dc46
-ASSIGNERS = dict(ownership=ownership, scope=scope, neighbours=neighbours, parent=parent, agreement=agreement, oracle=oracle,
-                 ensemble=ensemble, soft=soft, confidence=confidence)
+ASSIGNERS = dict(ownership=ownership, scope=scope, neighbours=neighbours, parent=parent, agreement=agreement,
+                 oracle=oracle, ensemble=ensemble, soft=soft, confidence=confidence)
 
 def assign(g:GateInput, # validated gate input
            method:str='ownership', # a key of `ASSIGNERS`
           )->Assignment:
     "Run the gate `method` on `g`."
-    if not isinstance(g, GateInput): raise InputError(f"assign: g is {type(g).__name__}; expected a GateInput (it validates the teachers' and student's probabilities)")
-    if method not in ASSIGNERS: raise InputError(f"assign: unknown method {method!r}; expected one of {sorted(ASSIGNERS)}")
+    if not isinstance(g, GateInput):
+        raise InputError(f"assign: g is {type(g).__name__}; expected a GateInput (it validates the teachers' and "
+                         "student's probabilities)")
+    if method not in ASSIGNERS:
+        raise InputError(f"assign: unknown method {method!r}; expected one of {sorted(ASSIGNERS)}")
     return ASSIGNERS[method](g)
 
 # %% ../nbs/05_assign.ipynb #f1276230
@@ -236,11 +249,12 @@ def assignment_accuracy(assignment:Assignment, # a gate's output
 
 # %% ../nbs/05_assign.ipynb #f3b88101
 def assignment_counts(assignment:Assignment, # a gate's output
-                      classes:torch.Tensor, # (N,) a class per sample (the student's prediction, or ground truth to measure)
+                      classes:torch.Tensor, # (N,) a class per sample (the student's prediction, or ground truth)
                       n_classes:int, # C
                      )->torch.Tensor: # (K, C) gate weight mass per teacher and class
     "Weight mass each teacher receives per class: the assignment heatmap."
-    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1: raise InputError(f"assignment_counts: n_classes={n_classes!r}; expected an int >= 1")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
+        raise InputError(f"assignment_counts: n_classes={n_classes!r}; expected an int >= 1")
     classes = check_ids(classes, len(assignment.weights), n_classes, 'classes', 'class ids')  # (N,)
     return assignment.weights.float().T @ F.one_hot(classes, n_classes).float().to(assignment.weights.device)  # (K, C)
 
@@ -251,7 +265,8 @@ class UnitHead(nn.Module):
         super().__init__()
         self.register_buffer('mu', mu); self.register_buffer('sd', sd)
         self.linear = nn.Linear(len(mu), n_units)
-        nn.init.zeros_(self.linear.weight); nn.init.zeros_(self.linear.bias)  # convex problem: zero start is deterministic
+        # convex problem: zero start is deterministic
+        nn.init.zeros_(self.linear.weight); nn.init.zeros_(self.linear.bias)
     def forward(self, x:torch.Tensor)->torch.Tensor:  # (N, D) -> (N, U)
         return self.linear((x.to(self.mu) - self.mu) / self.sd).softmax(-1)
 
@@ -266,12 +281,16 @@ def fit_unit_head(x:torch.Tensor, # (M, D) strong features of the teachers' labe
                  )->UnitHead:
     "Fit a linear unit (domain) head; returns a frozen module mapping (N, D) features to (N, U) probabilities."
     check_features(x, 'x')
-    if isinstance(n_units, bool) or not isinstance(n_units, int) or n_units < 1: raise InputError(f"fit_unit_head: n_units={n_units!r}; expected an int >= 1")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1: raise InputError(f"fit_unit_head: epochs={epochs!r}; expected an int >= 1")
+    if isinstance(n_units, bool) or not isinstance(n_units, int) or n_units < 1:
+        raise InputError(f"fit_unit_head: n_units={n_units!r}; expected an int >= 1")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise InputError(f"fit_unit_head: epochs={epochs!r}; expected an int >= 1")
     if not lr > 0 or not wd >= 0: raise InputError(f"fit_unit_head: lr={lr!r}, wd={wd!r}; expected lr > 0 and wd >= 0")
     units = check_ids(units, len(x), n_units, 'units', 'unit ids')
     missing = sorted(set(range(n_units)) - set(units.unique().tolist()))
-    if missing: raise InputError(f"fit_unit_head: units {missing} have no labelled sample; expected every one of the {n_units} units")
+    if missing:
+        raise InputError(f"fit_unit_head: units {missing} have no labelled sample; expected every one of the "
+                         f"{n_units} units")
     dev = get_device(device); x, units = x.float().to(dev), units.to(dev)
     head = UnitHead(x.mean(0), x.std(0).clamp_min(1e-6), n_units).to(dev)  # (D,), (D,)
     opt = torch.optim.Adam(head.linear.parameters(), lr=lr, weight_decay=wd)

@@ -205,7 +205,7 @@ def format_rows(rows:list)->str:
 # %% ../nbs/11_bench.ipynb #33b69e84
 def _bench_args(b:argparse.ArgumentParser)->argparse.ArgumentParser:
     b.add_argument('--quick', action='store_true', help='one small case (N=10000, C=100, 5 epochs) in about a minute')
-    b.add_argument('--json', default=None, help='write {"cases": [...]} to this file')
+    b.add_argument('--json', default=None, help='write {"cases": [...]} to this file (its folder is created)')
     b.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'], help='where students train (default: auto)')
     b.add_argument('--n', type=int, nargs='+', default=[10_000, 40_000, 160_000], help='sample counts N (default: 10000 40000 160000)')
     b.add_argument('--c', type=int, nargs='+', default=[100, 1000], help='class counts C (default: 100 1000)')
@@ -224,12 +224,31 @@ def add_bench_parser(subparsers)->argparse.ArgumentParser:
     "Add the `bench` sub-command to an argparse sub-parser set (`parser.add_subparsers()`); returns its parser."
     return _bench_args(subparsers.add_parser('bench', help='time the co-supervision loop against a reference-style loop (synthetic data)'))
 
+# %% ../nbs/11_bench.ipynb #d8751350
+from pathlib import Path
+from .core import check_options, int_at_least, number_in, writable_file, make_folders
+
+def _power_of_two(v)->str|None: return None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 and v & (v - 1) == 0 else 'a power of 2 (1, 2, 4, 8, ...)'
+
+_BENCH_RULES = {  # flag -> rule on its value; a new flag adds a row here and a bad value to tests/test_security.py
+    '--n': int_at_least(100), '--c': int_at_least(3), '--k': _power_of_two, '--d': int_at_least(1), '--epochs': int_at_least(1),
+    '--lr': number_in(0), '--batch-size': int_at_least(1), '--threads': int_at_least(0), '--json': writable_file}
+
+def _check_bench(a:argparse.Namespace)->torch.device:
+    "Check every flag of `csl bench` before any case runs (a bad value: one `InputError` naming the flag); make the --json folder."
+    check_options({f: getattr(a, f[2:].replace('-', '_')) for f in _BENCH_RULES}, _BENCH_RULES)
+    if a.k > min(a.c): raise InputError(f"--k {a.k}: expected at most the smallest --c ({min(a.c)}): each deepest teacher owns at least one class")
+    try: dev = get_device(a.device)
+    except InputError as e: raise InputError(f"--device {a.device}: {e}") from None
+    make_folders([('--json', Path(a.json).expanduser().parent if a.json else None)])
+    return dev
+
 # %% ../nbs/11_bench.ipynb #971a9f7c
 def bench_main(argv=None)->int:
     "Run the benchmark from command-line arguments (a list, or an already parsed namespace); print the table."
     a = argv if isinstance(argv, argparse.Namespace) else _bench_args(argparse.ArgumentParser(prog='csl bench')).parse_args(argv)
     if a.quick: a.n, a.c, a.epochs = [10_000], [100], 5
-    dev = get_device(a.device)
+    dev = _check_bench(a)  # every flag, before any case runs
     kw = dict(k=a.k, d=a.d, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, precision=resolve_precision(a.precision, dev), device=str(dev), threads=a.threads or None)
     print(f"csl bench on {dev} ({a.threads or torch.get_num_threads()} threads): D={a.d}, K up to {a.k}, {a.epochs} epochs/level, ours batch {a.batch_size} {kw['precision']}, reference batch 100 fp32", flush=True)
     rows = []

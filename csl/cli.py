@@ -29,8 +29,8 @@ def _parser()->argparse.ArgumentParser:
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds (default: 0 1 2)')
     r.add_argument('--out', type=Path, default=None, help='output folder (default: results/<preset>)')
     r.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'], help='where to compute (default: auto)')
-    r.add_argument('--cache', type=Path, default=None, help='feature/teacher cache (default: $CSL_CACHE or ~/.cache/csl)')
-    r.add_argument('--html', type=Path, default=None, help='also write one self-contained HTML page (figures of the first seed, table of all)')
+    r.add_argument('--cache', type=Path, default=None, help='cache folder for data, features and teachers (default: $CSL_CACHE or ~/.cache/csl)')
+    r.add_argument('--html', type=Path, default=None, help='also write one self-contained HTML page (figures of the first seed, table of all); its folder is created')
     r.add_argument('--quiet', action='store_true', help='print only the table')
     g = r.add_argument_group('data and weights (paper-scale presets)')
     g.add_argument('--root', type=Path, default=None, help='data folder (ImageNet, DomainNet, CIFAR-100); see `csl presets`')
@@ -59,26 +59,54 @@ def _data_kw(items:list)->dict:
     return out
 
 # %% ../nbs/10_cli.ipynb #e49aa68e
-def _check_writable(flag:str, folder:Path|None):
-    "Fail before any work if `folder` cannot be created and written (a file in the way, no permission)."
-    if folder is None: return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix='.csl-write-check-'): pass
-    except OSError as e: raise InputError(f"{flag} {folder}: cannot write there ({e.strerror or type(e).__name__}); expected a folder this user can create and write") from None
+import inspect
+from .core import check_options, int_at_least, writable_folder, writable_file, make_folders
+from .data import DATASETS, check_loader_options, resolve_cache_dir
+from .features import BACKBONES
+
+_RUN_RULES = {  # flag -> rule on its value (None when not given); a new flag adds a row here and a bad value to tests/test_security.py
+    '--out': writable_folder, '--html': writable_file, '--batch-size': int_at_least(1), '--teacher-steps': int_at_least(1),
+    '--backbone': lambda v: None if v in BACKBONES else f"one of {', '.join(BACKBONES)}",
+}
+_OWN_FLAG = {'root': '--root', 'seed': '--seeds', 'cache_dir': '--cache', 'download': '--download'}  # loader options with their own flag
+
+def _as_flag(flag:str, value, check:Callable):
+    "`check()`; an `InputError` it raises that does not name `flag` is raised again starting with the flag and its value."
+    try: return check()
+    except InputError as e: raise InputError(str(e) if flag in str(e) else f"{flag} {value}: {e}") from None
+
+def _check_data(a, preset)->dict:
+    "The loader options of `--data` and `--download`, checked against the preset's loader: its parameters, annotated types and ranges."
+    kw = _data_kw(a.data)
+    if (k := next((k for k in kw if k in _OWN_FLAG), None)): raise InputError(f"--data {k}={kw[k]}: {k} has its own flag; expected {_OWN_FLAG[k]} instead")
+    check_loader_options(preset.dataset, kw, '--data')
+    if a.download and 'download' not in inspect.signature(DATASETS[preset.dataset]).parameters:
+        can = [p.name for p in PRESETS.values() if 'download' in inspect.signature(DATASETS[p.dataset]).parameters]
+        raise InputError(f"--download: preset {preset.name!r} reads {preset.dataset}, which csl cannot download; expected a preset whose data torchvision downloads ({', '.join(can)})")
+    return kw | ({'download': True} if a.download else {})
+
+# %% ../nbs/10_cli.ipynb #f0996c7d
+def _check_run(a)->tuple: # (configured preset, device, output folder)
+    "Check every flag of `csl run` before any work (a bad value: one `InputError` naming the flag), then make the output folders."
+    preset = _as_flag('--preset', a.preset, lambda: get_preset(a.preset))
+    out = Path(a.out) if a.out else Path('results')/preset.name
+    check_options({f: getattr(a, f[2:].replace('-', '_')) for f in _RUN_RULES} | {'--out': out}, _RUN_RULES)
+    if any(isinstance(x, bool) or x < 0 for x in a.seeds) or len(set(a.seeds)) < len(a.seeds):
+        raise InputError(f"--seeds {' '.join(map(str, a.seeds))}: seeds=[{', '.join(map(str, a.seeds))}]; expected distinct ints >= 0")
+    kw = _check_data(a, preset)
+    preset = _as_flag('--teachers', a.teachers, lambda: configure(preset, a.backbone, a.random_weights, a.labels, a.teachers, a.batch_size, a.teacher_steps, select=a.select, **kw))  # its own check left: the folder
+    if a.teachers and not any(Path(a.teachers).expanduser().glob('level*-teacher*.pt')): raise InputError(f"--teachers {a.teachers}: holds no level{{l}}-teacher{{k}}.pt file; expected one state dict per teacher")
+    dev = _as_flag('--device', a.device, lambda: get_device(a.device))
+    _as_flag('--root', a.root, lambda: _check_root(preset, a.root))
+    cache, source = resolve_cache_dir(a.cache); cache_flag = {'argument': '--cache', 'CSL_CACHE': 'CSL_CACHE'}.get(source, 'cache folder (default)')
+    check_options({cache_flag: cache}, {cache_flag: writable_folder})
+    make_folders([('--out', out), (cache_flag, cache), ('--html', a.html.parent if a.html else None)])  # every value passed: now create
+    return preset, dev, out
 
 # %% ../nbs/10_cli.ipynb #cf88c46a
 def _run(a)->int:
     log = None if a.quiet else (lambda m: print(f'[csl] {m}', file=sys.stderr, flush=True))
-    kw = _data_kw(a.data) | (dict(download=True) if a.download else {})
-    preset = configure(a.preset, a.backbone, a.random_weights, a.labels, a.teachers, a.batch_size, a.teacher_steps,
-                       select=a.select, **kw)
-    dev = get_device(a.device)
-    _check_root(preset, a.root)  # before any output: a missing folder is one line
-    if any(isinstance(x, bool) or x < 0 for x in a.seeds): raise InputError(f"--seeds {' '.join(map(str, a.seeds))}: seeds=[{', '.join(map(str, a.seeds))}]; expected ints >= 0")
-    out = Path(a.out) if a.out else Path('results')/preset.name
-    for flag, folder in (('--out', out), ('--cache', a.cache), ('--html', a.html.parent if a.html else None)): _check_writable(flag, folder)
-    if a.html and a.html.is_dir(): raise InputError(f"--html {a.html}: is a folder; expected a file name such as report.html")
+    preset, dev, out = _check_run(a)  # every flag, before any work: a bad value is one line naming the flag
     if log: log(f"preset {preset.name} on {dev}, seeds {a.seeds}" + (' (random weights: a plumbing check)' if a.random_weights else ''))
     t0 = time.perf_counter()
     res = run_experiment(preset, a.seeds, out, dev, a.cache, log=log, root=a.root)

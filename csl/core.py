@@ -4,15 +4,17 @@
 
 # %% ../nbs/00_core.ipynb #98230bd5
 from __future__ import annotations
-import hashlib, io, json, math, os, random, tempfile, warnings
+import contextlib, hashlib, io, json, math, os, random, re, tempfile, warnings
 from pathlib import Path
+from typing import Callable
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PAPER_PGR', 'InputError', 'check_shape', 'check_probs', 'check_ids', 'check_features', 'set_seed', 'get_device',
-           'accuracy', 'pgr', 'cache_key', 'CacheError', 'save_cached', 'load_cached', 'cached', 'set_deterministic',
-           'provenance']
+__all__ = ['PAPER_PGR', 'CACHE_FORMAT', 'InputError', 'check_shape', 'check_probs', 'check_ids', 'check_features',
+           'check_options', 'int_at_least', 'number_in', 'existing_folder', 'writable_folder', 'writable_file',
+           'make_folders', 'set_seed', 'get_device', 'accuracy', 'pgr', 'cache_key', 'CacheError', 'save_cached',
+           'load_cached', 'cached', 'set_deterministic', 'provenance']
 
 # %% ../nbs/00_core.ipynb #8bc119ec
 class InputError(ValueError):
@@ -69,6 +71,64 @@ def check_features(x:torch.Tensor, # (N, D) features
     if not x.is_floating_point(): raise InputError(f"{name}: dtype {x.dtype}; expected floating-point features (e.g. {name}.float())")
     if x.numel() and not torch.isfinite(x).all(): raise InputError(f"{name}: {int((~torch.isfinite(x)).sum())} non-finite values (NaN or inf) in {int((~torch.isfinite(x)).any(1).sum())} rows; expected finite features")
     return x
+
+# %% ../nbs/00_core.ipynb #8ec5210f
+def check_options(values:dict, # option name (as the user writes it, e.g. '--batch-size') -> value; a list: each item checked; None: not given
+                  rules:dict, # option name -> rule: a function of one value returning None (fine) or what is expected
+                 )->None:
+    "Raise `InputError` naming the option, the value and what was expected, at the first value a rule refuses."
+    for name, rule in rules.items():
+        v = values.get(name)
+        for x in (v if isinstance(v, (list, tuple)) else [v]):
+            if x is not None and (want := rule(x)): raise InputError(f"{name} {x}: expected {want}")
+
+def int_at_least(lo:int)->Callable:
+    "A rule: an int (not a bool) >= `lo`."
+    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= lo else f"an int >= {lo}"
+
+def number_in(lo:float, hi:float=math.inf, lo_open:bool=True)->Callable:
+    "A rule: a finite number above `lo` (or equal to it when `lo_open` is False) and at most `hi`."
+    want = f"a number {'>' if lo_open else '>='} {lo}" + ('' if hi == math.inf else f" and <= {hi}")
+    ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+    return lambda v: None if ok(v) else want
+
+# %% ../nbs/00_core.ipynb #2de9c760
+def _nearest_existing(p:Path)->Path: return next(q for q in (p, *p.parents) if q.exists() or q.is_symlink())
+
+def existing_folder(p)->str|None:
+    "A rule: a folder that exists."
+    return None if Path(p).expanduser().is_dir() else 'an existing folder'
+
+def writable_folder(p)->str|None:
+    "A rule: a folder this user can write, or a path where one can be made (nothing is created)."
+    p = Path(p).expanduser(); a = _nearest_existing(p.absolute())
+    if not a.is_dir(): return 'a folder, not a file' if a == p.absolute() else f'a folder, but {a} is a file'
+    return None if os.access(a, os.W_OK | os.X_OK) else f'a folder this user can write ({a} is not writable)'
+
+def writable_file(p)->str|None:
+    "A rule: a file name (not a folder) whose folder is writable or can be made."
+    p = Path(p).expanduser(); a = _nearest_existing(p.parent.absolute())
+    if p.is_dir(): return 'a file name, not a folder'
+    if not a.is_dir(): return f'a file in a folder, but {a} is a file'
+    return None if os.access(a, os.W_OK | os.X_OK) else f'a file in a folder this user can write ({a} is not writable)'
+
+# %% ../nbs/00_core.ipynb #9ef2afb2
+def make_folders(folders:list, # (option name, folder or None) pairs, e.g. [('--out', out), ('--cache', cache)]
+                )->None:
+    "Create every folder and write a probe file in it; on failure remove the folders made here and raise `InputError`."
+    made = []
+    try:
+        for name, f in folders:
+            if f is None: continue
+            f = Path(f).expanduser(); new = [q for q in (f, *f.parents) if not q.exists()]
+            try:
+                f.mkdir(parents=True, exist_ok=True); made += new
+                with tempfile.NamedTemporaryFile(dir=f, prefix='.csl-write-check-'): pass
+            except OSError as e: raise InputError(f"{name} {f}: cannot write there ({e.strerror or type(e).__name__}); expected a folder this user can create and write") from None
+    except InputError:
+        for q in made:  # deepest first
+            with contextlib.suppress(OSError): q.rmdir()
+        raise
 
 # %% ../nbs/00_core.ipynb #427455aa
 def set_seed(seed:int # the run's seed
@@ -144,11 +204,21 @@ class CacheError(RuntimeError):
 
 # %% ../nbs/00_core.ipynb #ff8baff3
 _MAGIC = b'CSLCACHE1'
+CACHE_FORMAT = 2  # part of every cache key; 2: plain values only, read with weights_only=True
+_PLAIN = (bool, int, float, str, type(None))
+
+def _not_plain(obj, at:str='obj')->str|None:
+    "Where `obj` holds something other than tensors, numbers, strings, None, lists, tuples and dicts (None: nowhere)."
+    if type(obj) is torch.Tensor or type(obj) in _PLAIN: return None
+    if type(obj) in (list, tuple): return next((w for i, v in enumerate(obj) if (w := _not_plain(v, f'{at}[{i}]'))), None)
+    if type(obj) is dict: return next((w for k, v in obj.items() for w in [f'{at} key {k!r}' if type(k) not in (str, int) else _not_plain(v, f'{at}[{k!r}]')] if w), None)
+    return f"{at} is a {type(obj).__module__}.{type(obj).__qualname__}"
 
 def save_cached(path:str|Path, # where to write
-                obj, # anything `torch.save` takes (dicts of tensors, lists, numbers)
+                obj, # plain values only: tensors, numbers, strings, None, lists, tuples, dicts
                )->Path:
     "Write `obj` atomically with a checksum header."
+    if (where := _not_plain(obj)): raise InputError(f"save_cached: {where}; expected only tensors, numbers, strings, None, lists, tuples and dicts (what torch.load(weights_only=True) reads back)")
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO(); torch.save(obj, buf); payload = buf.getvalue()
     tmp = path.with_name(f'{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp')  # unique per writer; mode follows the umask
@@ -163,15 +233,21 @@ def save_cached(path:str|Path, # where to write
     return path
 
 # %% ../nbs/00_core.ipynb #cec9f0ee
+def _load_error(e:Exception)->str:
+    "One line for a failed load: the global a weights-only refusal names, or the exception's first line."
+    m = re.search(r'Unsupported (?:global|operand)[^\n]*?(?= was not an allowed global| Please|\n|$)', str(e))
+    if m: return f"holds more than plain values ({m.group(0).strip()}), so it was not loaded and nothing in it ran"
+    return f"cannot be loaded here ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})"
+
 def load_cached(path:str|Path # a file written by `save_cached`
                ):
-    "Read a cache file, checking its checksum; raise `CacheError` if it is corrupt."
+    "Read a cache file, checking its checksum and loading plain values only; raise `CacheError` otherwise."
     raw = Path(path).read_bytes(); n = len(_MAGIC)
     if raw[:n] != _MAGIC or len(raw) < n + 64: raise CacheError(f"cache file {path} is not a csl cache file or is truncated ({len(raw)} bytes)")
     digest, payload = raw[n:n+64].decode(errors='replace'), raw[n+64:]
     if hashlib.sha256(payload).hexdigest() != digest: raise CacheError(f"cache file {path} is corrupt: checksum mismatch ({len(payload)} payload bytes)")
-    try: return torch.load(io.BytesIO(payload), weights_only=False)
-    except Exception as e: raise CacheError(f"cache file {path} passed its checksum but cannot be loaded here ({type(e).__name__}: {e})") from e
+    try: return torch.load(io.BytesIO(payload), map_location='cpu', weights_only=True)  # never runs code from the file
+    except Exception as e: raise CacheError(f"cache file {path} passed its checksum but {_load_error(e)}") from None
 
 # %% ../nbs/00_core.ipynb #fee9923a
 def cached(path:str|Path, # cache file
@@ -211,4 +287,4 @@ def provenance()->dict:
     rev = None
     try: rev = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=Path(csl.__file__).parent, capture_output=True, text=True, timeout=5).stdout.strip() or None
     except Exception: pass
-    return dict(csl=csl.__version__, torch=torch.__version__, git=rev)
+    return dict(csl=csl.__version__, torch=str(torch.__version__), git=rev)  # str: torch's own version type is no plain value

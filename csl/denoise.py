@@ -30,15 +30,18 @@ def _label_ids(labels:torch.Tensor, n:int|None, c:int|None, name:str)->torch.Ten
         check_shape(labels, (n, c), name); check_probs(labels, name)
         return labels.argmax(1)  # (N,)
     if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
-        raise InputError(f"{name}: expected (N, C) probability rows or (N,) integer class ids, got {getattr(labels, 'dtype', type(labels).__name__)}")
+        got = getattr(labels, 'dtype', type(labels).__name__)
+        raise InputError(f"{name}: expected (N, C) probability rows or (N,) integer class ids, got {got}")
     return check_ids(labels, n, c, name, 'class ids')  # (N,) int64 in [0, C)
 
 def _rate(mask:torch.Tensor)->float:
-    "Kept share as an exact fraction n_kept / N (a float32 mean would round 2/3 up, above the rate it came from); 1 for N = 0."
+    "Kept share as an exact fraction n_kept / N (a float32 mean would round 2/3 up, above the rate it came from); 1 "
+    "for N = 0."
     return int(mask.sum()) / len(mask) if len(mask) else 1.0
 
 def _check_k(k, c:int, where:str):
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= c: raise InputError(f"{where}: k={k!r}; expected an int in [1, C={c}]")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= c:
+        raise InputError(f"{where}: k={k!r}; expected an int in [1, C={c}]")
 
 def _in_topk(probs:torch.Tensor, ids:torch.Tensor, k:int)->torch.Tensor:
     "(N,) bool: does class `ids[i]` lie in the top-k of `probs[i]`? Ties rank the smaller class index first."
@@ -53,7 +56,9 @@ def teacher_student(labels:torch.Tensor, # (N, C) teacher probability rows, or (
                     k:int=3, # the teacher label must lie in the student's top-k (official default: 3)
                    )->Kept:
     "Official rule: keep rate = top-k agreement with the student; keep that many samples with the lowest student loss."
-    if student_probs is None: raise InputError(f"teacher_student (top{k}): student_probs is None: at level 0 there is no previous student to be consistent with; use the 'none' filter there")
+    if student_probs is None:
+        raise InputError(f"teacher_student (top{k}): student_probs is None: at level 0 there is no previous student "
+                         "to be consistent with; use the 'none' filter there")
     check_shape(student_probs, (None, None), 'student_probs'); check_probs(student_probs, 'student_probs')
     n, c = student_probs.shape
     if n == 0: raise InputError("teacher_student: no samples (N=0)")
@@ -70,7 +75,9 @@ def keep_all(labels:torch.Tensor, # (N, C) teacher probability rows, or (N,) tea
              student_probs:torch.Tensor|None=None, # ignored
             )->Kept:
     "No filtering: keep every sample (keep rate 1)."
-    if not isinstance(labels, torch.Tensor) or labels.ndim not in (1, 2): raise InputError(f"labels: expected (N, C) or (N,) tensor, got {getattr(labels, 'shape', type(labels).__name__)}")
+    if not isinstance(labels, torch.Tensor) or labels.ndim not in (1, 2):
+        got = getattr(labels, 'shape', type(labels).__name__)
+        raise InputError(f"labels: expected (N, C) or (N,) tensor, got {got}")
     return Kept(torch.ones(len(labels), dtype=torch.bool, device=labels.device), 1.0)
 
 def _topk_filter(k:int):
@@ -105,7 +112,8 @@ def compose(*kept:Kept)->Kept:
     bad = [type(k).__name__ for k in kept if not isinstance(k, Kept)]
     if bad: raise InputError(f"compose: got {bad}; expected Kept results of filters")
     sizes = {len(k.mask) for k in kept}
-    if len(sizes) > 1: raise InputError(f"compose: masks of different lengths {sorted(sizes)}; expected filters over the same samples")
+    if len(sizes) > 1:
+        raise InputError(f"compose: masks of different lengths {sorted(sizes)}; expected filters over the same samples")
     mask = torch.stack([k.mask.to(kept[0].mask.device) for k in kept]).all(0)  # (N,)
     return Kept(mask, _rate(mask))
 
@@ -116,7 +124,9 @@ def require_nonempty(kept:Kept, # a filter's output
                      where:str='training the student', # what needs the samples, for the message
                     )->Kept:
     "Return `kept` unchanged, or raise `EmptyKeptError` (an `InputError`) if it keeps no sample."
-    if kept.n_kept == 0: raise EmptyKeptError(f"{where}: the filters kept 0 of {len(kept.mask)} samples (keep rate 0); expected at least one: use a looser filter ('top3' or 'none')")
+    if kept.n_kept == 0:
+        raise EmptyKeptError(f"{where}: the filters kept 0 of {len(kept.mask)} samples (keep rate 0); expected at "
+                             "least one: use a looser filter ('top3' or 'none')")
     return kept
 
 # %% ../nbs/06_denoise.ipynb #3482e9e5
@@ -131,9 +141,12 @@ def precision_recall(mask:torch.Tensor, # (N,) bool, kept samples
                     )->PrecisionRecall:
     "Precision and recall of a filter's kept set, as a measurement against ground truth."
     check_shape(mask, (None,), 'mask'); n = len(mask)
-    if mask.dtype != torch.bool: raise InputError(f"mask: dtype {mask.dtype}; expected a bool mask of kept samples (a float mask would be read as 'nonzero')")
+    if mask.dtype != torch.bool:
+        raise InputError(f"mask: dtype {mask.dtype}; expected a bool mask of kept samples (a float mask would be "
+                         "read as 'nonzero')")
     c = teacher_labels.shape[1] if isinstance(teacher_labels, torch.Tensor) and teacher_labels.ndim == 2 else None
-    correct = _label_ids(teacher_labels, n, c, 'teacher_labels') == _label_ids(true_labels, n, c, 'true_labels').to(teacher_labels.device)  # (N,)
+    truth = _label_ids(true_labels, n, c, 'true_labels').to(teacher_labels.device)  # (N,)
+    correct = _label_ids(teacher_labels, n, c, 'teacher_labels') == truth  # (N,)
     m = mask.bool().to(correct.device); tp = (m & correct).sum().item()
     nan = float('nan')
     return PrecisionRecall(tp / m.sum().item() if m.any() else nan, tp / correct.sum().item() if correct.any() else nan)

@@ -125,10 +125,11 @@ def configure(preset:Preset|str, # a preset or its name
     p = get_preset(preset) if isinstance(preset, str) else preset
     if labels not in (None, 'hard', 'soft'): raise InputError(f"labels={labels!r}; expected 'hard' or 'soft'")
     if teachers is not None and not Path(teachers).expanduser().is_dir(): raise InputError(f"teachers={str(teachers)!r} is not a folder; expected level{{l}}-teacher{{k}}.pt files")
-    kw = dict(backbone=backbone or p.backbone, pretrained=p.pretrained and not random_weights, batch_size=batch_size or p.batch_size,
+    if batch_size is not None and int_at_least(1)(batch_size): raise InputError(f"batch_size={batch_size!r}; expected an int >= 1")
+    kw = dict(backbone=backbone or p.backbone, pretrained=p.pretrained and not random_weights, batch_size=p.batch_size if batch_size is None else batch_size,
               data_kw={**p.data_kw, **data_kw}, teachers=replace(p.teachers, pretrained=p.teachers.pretrained and not random_weights,
                                                               checkpoints=str(Path(teachers).expanduser().resolve()) if teachers else p.teachers.checkpoints,
-                                                              steps=teacher_steps or p.teachers.steps))
+                                                              steps=p.teachers.steps if teacher_steps is None else teacher_steps))  # 0 is refused by TeacherConfig, not ignored
     if select not in (None, 'val', 'last'): raise InputError(f"select={select!r}; expected 'val' or 'last'")
     probe = replace(p.csl.probe, **({'soft': labels == 'soft'} if labels else {}))
     probe = replace(probe, **({'select': select} if select else {}))
@@ -148,7 +149,7 @@ def _check_root(preset:Preset, root)->Path|None:
 def build_problem(preset:Preset|str, # what to run
                   seed:int=0, # data split and teacher seed, unless the preset fixes them (`split_seed`, `teacher_seed`)
                   device='auto', # where to extract features and train teachers
-                  cache_dir=None, # cache folder (see `csl.data.get_cache_dir`)
+                  cache_dir=None, # cache folder for data, features and teachers (see `csl.data.get_cache_dir`)
                   log:Callable|None=None, # optional function taking one message string
                   root=None, # data folder, for presets that need one
                  )->tuple: # (CSLData, Problem, timings dict)
@@ -156,7 +157,7 @@ def build_problem(preset:Preset|str, # what to run
     preset = get_preset(preset) if isinstance(preset, str) else preset
     t = {}; t0 = time.perf_counter(); root = _check_root(preset, root)
     split_seed = seed if preset.split_seed is None else preset.split_seed
-    data = load_dataset(preset.dataset, root=root, seed=split_seed, **preset.data_kw); t['data_s'] = time.perf_counter() - t0
+    data = load_dataset(preset.dataset, root=root, seed=split_seed, cache_dir=cache_dir, **preset.data_kw); t['data_s'] = time.perf_counter() - t0
     feats = get_features(data, preset.backbone, cache_dir=cache_dir, device=device, pretrained=preset.pretrained, batch_size=preset.batch_size, log=log)
     t['features_s'] = time.perf_counter() - t0 - t['data_s']
     t1 = time.perf_counter()
@@ -238,7 +239,7 @@ def run_experiment(preset:str|Preset=DEFAULT_PRESET, # preset name or object
                    seeds=(0, 1, 2), # seeds to run
                    out:str|Path|None=None, # output folder; None: results/<preset>
                    device='auto', # 'auto', 'cpu', 'cuda'
-                   cache_dir=None, # feature / teacher cache
+                   cache_dir=None, # cache folder for data, features and teachers (see `csl.data.get_cache_dir`)
                    cbs=(), # callbacks passed to every seed's run
                    log:Callable|None=None, # optional function taking one message string
                    root=None, # data folder, for presets that need one
@@ -246,7 +247,8 @@ def run_experiment(preset:str|Preset=DEFAULT_PRESET, # preset name or object
     "Run a preset for several seeds (resuming finished ones) and write `out/results.json`."
     preset = get_preset(preset) if isinstance(preset, str) else preset
     seeds = list(seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds): raise InputError(f"seeds={seeds!r}; expected one or more ints >= 0")
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) or len(set(seeds)) < len(seeds):
+        raise InputError(f"seeds={seeds!r}; expected one or more distinct ints >= 0")
     root = _check_root(preset, root)
     out = Path(out) if out is not None else Path('results')/preset.name
     key = cache_key(config=preset_config(preset), version=csl.__version__, **({'root': str(root.resolve())} if root else {}))

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 import csl
-from .core import InputError, cache_key, cached, check_shape, get_device
+from .core import InputError, CACHE_FORMAT, cache_key, cached, check_shape, get_device
 from .data import CSLData, get_cache_dir
 
 # %% auto #0
@@ -126,10 +126,10 @@ dino_resnet50 = _hub_backbone('dino_resnet50', 'facebookresearch/dino:main', 'di
 # %% ../nbs/02_features.ipynb #a279a60b
 def _torchvision(name:str, arch:str, weights_name:str, cut:Callable, dim:int, pretrained:bool)->Backbone:
     import torchvision.models as tvm
-    weights = tvm.get_weight(weights_name) if pretrained else None
-    try:
-        with _seeded(): model = getattr(tvm, arch)(weights=weights)
-    except Exception as e: raise _online_error(name, f"torchvision weights {weights_name}", e) from e
+    with _seeded(): model = getattr(tvm, arch)(weights=None)
+    if pretrained:  # torchvision's builder would load the file with weights_only=False; plain tensors only here, so nothing in it runs
+        try: model.load_state_dict(tvm.get_weight(weights_name).get_state_dict(progress=False, check_hash=True, weights_only=True))
+        except Exception as e: raise _online_error(name, f"torchvision weights {weights_name}", e) from e
     cut(model)
     return Backbone(name, model.eval().requires_grad_(False), dim, f"torchvision:{weights_name}" if pretrained else RANDOM_WEIGHTS, ImagePrep(224), pretrained)
 
@@ -217,7 +217,7 @@ def feature_cache_path(data:CSLData, # the dataset
     "The content-addressed file that holds these features."
     name, weights, prep = _describe(backbone, pretrained)
     extra = {} if dtype == torch.float32 else dict(dtype=str(dtype))
-    key = cache_key(images=data.images_id, backbone=name, weights=weights, preprocess=prep, csl=csl.__version__, **extra)
+    key = cache_key(images=data.images_id, backbone=name, weights=weights, preprocess=prep, csl=csl.__version__, fmt=CACHE_FORMAT, **extra)
     return get_cache_dir(cache_dir)/'features'/f"{data.name}-{name}-{key}.pt"
 
 # %% ../nbs/02_features.ipynb #14e2e932

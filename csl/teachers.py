@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 import csl
-from .core import InputError, check_probs, get_device, cache_key, cached, provenance
+from .core import InputError, CACHE_FORMAT, check_probs, get_device, cache_key, cached, provenance, _load_error
 from .data import CSLData, Hierarchy, get_cache_dir
 from .features import Backbone, ImagePrep, extract_features, feature_cache_path
 
@@ -101,7 +101,7 @@ def load_alexnet(pretrained:bool=True)->nn.Module:
         warnings.warn("alexnet_head: pretrained=False, random conv features: these teachers are for tests, not the paper's weak supervisors")
         return model.eval()
     url = AlexNet_Weights.IMAGENET1K_V1.url
-    try: state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True)
+    try: state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, weights_only=True)  # plain tensors: nothing in the file runs
     except Exception as e:
         raise InputError(f"alexnet_head: could not get the pretrained AlexNet weights ({type(e).__name__}: {e}). With internet they download once "
                          f"into {Path(torch.hub.get_dir())/'checkpoints'}; offline, copy {url.rsplit('/', 1)[1]} (from {url}) there, "
@@ -334,7 +334,8 @@ def load_teacher(model:nn.Module, # a fresh model of the kind
     "Load a supplied teacher's weights (a state dict, or a dict holding one under 'state_dict' or 'model')."
     f = checkpoint_path(folder, l, k)
     if not f.exists(): raise InputError(f"teacher checkpoints: {f} is missing; expected one state dict per teacher, level{{l}}-teacher{{k}}.pt for every scope of the hierarchy")
-    state = torch.load(f, map_location='cpu', weights_only=True)
+    try: state = torch.load(f, map_location='cpu', weights_only=True)  # plain tensors only: a checkpoint never runs code
+    except Exception as e: raise InputError(f"teacher checkpoint {f}: {_load_error(e)}; expected a state dict of tensors") from None
     state = state.get('state_dict', state.get('model', state)) if isinstance(state, dict) else state
     want = {n: tuple(t.shape) for n, t in model.state_dict().items()}
     got = {n: tuple(t.shape) for n, t in state.items()} if isinstance(state, dict) else {}
@@ -381,7 +382,7 @@ def train_teachers(data:CSLData, # the data (its 'teach' split is the only label
     sample_units(data, hierarchy); dev = get_device(device)
     make = lambda: _train_bank(data, hierarchy, cfg, dev, seed, cache_dir)
     if cache_dir is False: return TeacherBank.from_state(make())
-    key = cache_key(data=data.fingerprint, levels=hierarchy.levels, kind=hierarchy.kind, cfg=asdict(cfg), seed=seed, version=[csl.__version__, TEACHERS_VERSION],
+    key = cache_key(data=data.fingerprint, levels=hierarchy.levels, kind=hierarchy.kind, cfg=asdict(cfg), seed=seed, version=[csl.__version__, TEACHERS_VERSION], fmt=CACHE_FORMAT,
                     **({'checkpoints': _checkpoints_id(cfg)} if cfg.checkpoints else {}))
     path = get_cache_dir(cache_dir)/'teachers'/f"{cfg.kind}-{key}.pt"
     if log: log(f"teachers: {'loading' if path.exists() else 'training'} {path}")

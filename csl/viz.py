@@ -20,13 +20,15 @@ __all__ = ['COLORS', 'csl_path', 'step_label', 'accuracy_by_level', 'filter_qual
 def csl_path(hist:History, # a run's history
              method:str='csl', # which gate's path: 'csl' or a baseline
             )->list: # `Record`s: the level-0 student, then `method`'s steps
-    "The student's path: the level-0 student (naive W2S, where every gate starts), then each (level, round) of `method`."
+    "The student's path: the level-0 student (naive W2S, where every gate starts), then `method`'s steps."
     _check_hist(hist, method, 'csl_path')
     return hist.of('naive_w2s') + hist.of(method)
 
 def _check_hist(hist, method:str, where:str):
     "Raise `InputError` unless `hist` is a `History` and `method` a gate the loop records."
-    if not isinstance(hist, History): raise InputError(f"{where}: hist is {type(hist).__name__}; expected a csl History (History.from_dict reads a saved one)")
+    if not isinstance(hist, History):
+        raise InputError(f"{where}: hist is {type(hist).__name__}; expected a csl History "
+                         "(History.from_dict reads a saved one)")
     known = ('csl', 'official', *BASELINE_GATES)
     if method not in known: raise InputError(f"{where}: method={method!r}; expected one of {list(known)}")
 
@@ -50,12 +52,14 @@ def _pgr(acc:float|None, hist:History)->float|None:
 
 def _empty(fig:go.Figure, note:str)->go.Figure:
     "A figure that says why it has nothing to draw yet."
-    fig.add_annotation(text=note, showarrow=False, xref='paper', yref='paper', x=0.5, y=0.5, font=dict(size=14, color='grey'))
+    fig.add_annotation(text=note, showarrow=False, xref='paper', yref='paper', x=0.5, y=0.5,
+                       font=dict(size=14, color='grey'))
     return fig
 
 # %% ../nbs/08_viz.ipynb #0dd49ff2
-COLORS = dict(teachers='#7f7f7f', val='#1f77b4', test='#d62728', official='#e377c2', oracle='#2ca02c', ensemble='#9467bd',
-              confidence_routing='#ff7f0e', weak='#8c564b', ceiling='#17becf', keep_rate='#7f7f7f', precision='#1f77b4', recall='#d62728')
+COLORS = dict(teachers='#7f7f7f', val='#1f77b4', test='#d62728', official='#e377c2', oracle='#2ca02c',
+              ensemble='#9467bd', confidence_routing='#ff7f0e', weak='#8c564b', ceiling='#17becf', keep_rate='#7f7f7f',
+              precision='#1f77b4', recall='#d62728')
 _SYMBOLS = dict(oracle='star', ensemble='diamond', confidence_routing='x')
 
 def _ref_lines(fig:go.Figure, hist:History):
@@ -69,12 +73,14 @@ def accuracy_by_level(hist:History, # a run's history (complete or in progress)
                       method:str='csl', # the gate whose path is drawn
                       height:int=380, # figure height in pixels
                      )->go.Figure:
-    "Teachers' collective accuracy, student val/test accuracy and PGR per (level, round); baselines at the deepest level."
+    "Teachers' collective accuracy, student val/test accuracy and PGR per (level, round); baselines at the deepest."
     _check_hist(hist, method, 'accuracy_by_level')
     path = csl_path(hist, method); x = _labels(path)
-    fig = go.Figure(layout=dict(title=f'Accuracy per level ({method})', height=height, yaxis=dict(title='accuracy', tickformat='.0%'),
-                                xaxis=dict(title='level'), legend=dict(orientation='h', y=-0.25), margin=dict(t=50, b=40)))
-    def line(name, ys, c, dash='solid', **kw): fig.add_scatter(x=x, y=ys, name=name, line=dict(color=COLORS[c], dash=dash), **{'mode': 'lines+markers', **kw})
+    fig = go.Figure(layout=dict(title=f'Accuracy per level ({method})', height=height, xaxis=dict(title='level'),
+                                yaxis=dict(title='accuracy', tickformat='.0%'), legend=dict(orientation='h', y=-0.25),
+                                margin=dict(t=50, b=40)))
+    def line(name, ys, c, dash='solid', **kw):
+        fig.add_scatter(x=x, y=ys, name=name, line=dict(color=COLORS[c], dash=dash), **{'mode': 'lines+markers', **kw})
     line('teachers (collective)', [r.teacher_acc for r in path], 'teachers', 'dot')
     line('student val', [r.val_acc for r in path], 'val')
     g = [_pgr(r.test_acc, hist) for r in path]
@@ -99,10 +105,12 @@ def filter_quality(hist:History, # a run's history
     "Keep rate, precision and recall of the kept labels per (level, round)."
     _check_hist(hist, method, 'filter_quality')
     path = csl_path(hist, method); x = _labels(path)
-    fig = go.Figure(layout=dict(title=f'Filter quality ({method})', height=height, yaxis=dict(title='share of the pool', tickformat='.0%', range=[0, 1.05]),
-                                xaxis=dict(title='level'), legend=dict(orientation='h', y=-0.3), margin=dict(t=50, b=40)))
+    fig = go.Figure(layout=dict(title=f'Filter quality ({method})', height=height, xaxis=dict(title='level'),
+                                yaxis=dict(title='share of the pool', tickformat='.0%', range=[0, 1.05]),
+                                legend=dict(orientation='h', y=-0.3), margin=dict(t=50, b=40)))
     for f in ('keep_rate', 'precision', 'recall'):
-        fig.add_scatter(x=x, y=[getattr(r, f) for r in path], name=f.replace('_', ' '), mode='lines+markers', line=dict(color=COLORS[f]))
+        fig.add_scatter(x=x, y=[getattr(r, f) for r in path], name=f.replace('_', ' '), mode='lines+markers',
+                        line=dict(color=COLORS[f]))
     return fig
 
 # %% ../nbs/08_viz.ipynb #86ecc236
@@ -112,16 +120,20 @@ def routing_by_level(hist:History, # a run's history
                      height:int=360, # figure height in pixels
                     )->go.Figure:
     "Routing accuracy and label precision per level for every gate of the run (last round of each level)."
-    if not isinstance(hist, History): raise InputError(f"routing_by_level: hist is {type(hist).__name__}; expected a csl History")
+    if not isinstance(hist, History):
+        raise InputError(f"routing_by_level: hist is {type(hist).__name__}; expected a csl History")
     fig = go.Figure(layout=dict(title='Routing accuracy and label precision per level', height=height,
-                                yaxis=dict(title='share of the pool', tickformat='.0%'), xaxis=dict(title='teachers', type='category'),
+                                yaxis=dict(title='share of the pool', tickformat='.0%'),
+                                xaxis=dict(title='teachers', type='category'),
                                 legend=dict(orientation='h', y=-0.3), margin=dict(t=50, b=40)))
     for m in _ROUTED:
         recs = [hist.last(m, l) for l in sorted({r.level for r in hist.of(m)})]
         if not recs: continue
         x, c = [str(r.n_teachers) for r in recs], COLORS.get(m, COLORS['test'])
-        fig.add_scatter(x=x, y=[r.assign_acc for r in recs], name=f'{m}: routing', mode='lines+markers', line=dict(color=c))
-        fig.add_scatter(x=x, y=[r.precision for r in recs], name=f'{m}: precision', mode='lines+markers', line=dict(color=c, dash='dot'))
+        fig.add_scatter(x=x, y=[r.assign_acc for r in recs], name=f'{m}: routing', mode='lines+markers',
+                        line=dict(color=c))
+        fig.add_scatter(x=x, y=[r.precision for r in recs], name=f'{m}: precision', mode='lines+markers',
+                        line=dict(color=c, dash='dot'))
     return fig if fig.data else _empty(fig, 'no routed level yet')
 
 # %% ../nbs/08_viz.ipynb #eb737f9c
@@ -143,21 +155,27 @@ def assignment_heatmap(hist:History, # a run's history
     _check_hist(hist, method, 'assignment_heatmap')
     recs = [r for r in hist.of(method) if r.counts is not None]
     unit = 'domain' if hist.meta.get('kind') == 'domain' else 'class'
-    fig = go.Figure(layout=dict(height=height, xaxis=dict(title=f'true {unit}', type='category'), margin=dict(t=50, b=40),
+    fig = go.Figure(layout=dict(height=height, xaxis=dict(title=f'true {unit}', type='category'),
+                                margin=dict(t=50, b=40),
                                 yaxis=dict(title='teacher', autorange='reversed')))
     if not recs: return _empty(fig.update_layout(title=f'Assignment ({method})'), f'no {method!r} assignments yet')
     labels, names = _labels(recs), unit_names or hist.meta.get('unit_names')
     for i, r in enumerate(recs):
         share, c = _share(r.counts)  # (K, U), (K, U)
         units = list(names) if names else [str(u) for u in range(c.shape[1])]
-        fig.add_heatmap(z=share.round(4), x=units, y=list(range(c.shape[0])), customdata=c.round(2),  # rounded: lighter HTML
+        # rounded values: a lighter HTML file
+        fig.add_heatmap(z=share.round(4), x=units, y=list(range(c.shape[0])), customdata=c.round(2),
                         zmin=0, zmax=1, colorscale='Blues',  # one colour scale for every frame, so frames compare
                         name=labels[i], visible=i == len(recs) - 1, colorbar=dict(title='share', tickformat='.0%'),
                         texttemplate='%{z:.2f}' if c.size <= 200 else None,
-                        hovertemplate=f'teacher %{{y}}<br>{unit} %{{x}}<br>share %{{z:.1%}}<br>count %{{customdata:.1f}}<extra></extra>')
+                        hovertemplate=f'teacher %{{y}}<br>{unit} %{{x}}<br>share %{{z:.1%}}'
+                                      '<br>count %{customdata:.1f}<extra></extra>')
     title = lambda i: f'Assignment ({method}): {labels[i]}'
-    steps = [dict(label=labels[i], method='update', args=[{'visible': [j == i for j in range(len(recs))]},
-             {'title.text': title(i), **{f'yaxis.{k}': v for k, v in _teacher_axis(len(recs[i].counts)).items()}}]) for i in range(len(recs))]
+    def step(i):  # slider step i: show trace i only, with its title and teacher axis
+        axis = {f'yaxis.{k}': v for k, v in _teacher_axis(len(recs[i].counts)).items()}
+        return dict(label=labels[i], method='update', args=[{'visible': [j == i for j in range(len(recs))]},
+                                                            {'title.text': title(i), **axis}])
+    steps = [step(i) for i in range(len(recs))]
     n = len(recs) - 1
     return fig.update_layout(title=title(n), yaxis=_teacher_axis(len(recs[n].counts)),
                              sliders=[dict(active=n, steps=steps, currentvalue=dict(prefix='step: '), pad=dict(t=40))])
@@ -165,7 +183,8 @@ def assignment_heatmap(hist:History, # a run's history
 # %% ../nbs/08_viz.ipynb #cb229739
 def _vals(v)->list:
     "A per-seed list or a single value -> the list of defined values."
-    return [x for x in (v if isinstance(v, (list, tuple)) else [v]) if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    vals = v if isinstance(v, (list, tuple)) else [v]
+    return [x for x in vals if x is not None and not (isinstance(x, float) and math.isnan(x))]
 
 def _rows_of(rep)->list:
     rows = rep.rows if isinstance(rep, Report) else rep.get('rows') if isinstance(rep, dict) else None
@@ -203,8 +222,10 @@ def pgr_by_teachers(reports:Report|dict, # a Report or results dict (every label
     if isinstance(reports, Report) or (isinstance(reports, dict) and 'rows' in reports):
         reports = {k: reports for k in _kinds(reports)}
     if not isinstance(reports, dict) or not reports:
-        raise InputError(f"pgr_by_teachers: reports={type(reports).__name__}; expected a Report, a results dict or a non-empty dict kind -> Report")
-    fig = go.Figure(layout=dict(title='PGR against number of teachers', height=height, yaxis=dict(title='PGR', tickformat='.0%'),
+        raise InputError(f"pgr_by_teachers: reports={type(reports).__name__}; expected a Report, a results dict "
+                         "or a non-empty dict kind -> Report")
+    fig = go.Figure(layout=dict(title='PGR against number of teachers', height=height,
+                                yaxis=dict(title='PGR', tickformat='.0%'),
                                 xaxis=dict(title='teachers', type='log', dtick=math.log10(2)), margin=dict(t=50, b=40),
                                 legend=dict(orientation='h', y=-0.25)))
     for kind, rep in reports.items():
@@ -212,12 +233,14 @@ def pgr_by_teachers(reports:Report|dict, # a Report or results dict (every label
             pts = pgr_points(rep, m, kind)
             if m != 'csl' and not pts: continue  # a gate this run did not walk
             n, mean, sd = zip(*pts) if pts else ((), (), ())
+            style = dict(color=_KIND_COLORS.get(kind, '#9467bd'), dash=_METHOD_DASH.get(m, 'solid'))
             fig.add_scatter(x=n, y=mean, error_y=dict(array=sd, visible=any(sd)), name=f'{m} ({kind})' if kind else m,
-                            mode='lines+markers', line=dict(color=_KIND_COLORS.get(kind, '#9467bd'), dash=_METHOD_DASH.get(m, 'solid')))
+                            mode='lines+markers', line=style)
     for kind, pts in (reference or {}).items():
         n = sorted(pts)
         fig.add_scatter(x=n, y=[pts[k] for k in n], name=f'paper ({kind})', mode='lines+markers', opacity=0.5,
-                        line=dict(dash='dash', color=_KIND_COLORS.get(kind, '#7f7f7f'), width=1), marker=dict(symbol='circle-open'))
+                        line=dict(dash='dash', color=_KIND_COLORS.get(kind, '#7f7f7f'), width=1),
+                        marker=dict(symbol='circle-open'))
     return fig
 
 
@@ -239,8 +262,9 @@ def _expected_rounds(meta:dict)->int:
 
 # %% ../nbs/08_viz.ipynb #226f14e0
 def _live_curve(hist:History, method:str='csl')->go.Figure:
-    "The PGR curve of a run so far: a point per finished level for every curve gate (PGR is known once the ceiling ran)."
-    if not hist.records or math.isnan(hist.ceiling_acc): return _empty(pgr_by_teachers({'run': {'rows': []}}), 'PGR appears once the ceiling is measured')
+    "The PGR curve of a run so far: a point per finished level and curve gate (known once the ceiling ran)."
+    if not hist.records or math.isnan(hist.ceiling_acc):
+        return _empty(pgr_by_teachers({'run': {'rows': []}}), 'PGR appears once the ceiling is measured')
     return pgr_by_teachers(Report.from_history(hist), reference=PAPER_PGR, methods=CURVE_METHODS)
 
 # %% ../nbs/08_viz.ipynb #787499bd
@@ -289,11 +313,13 @@ def refresh(self:Dashboard):
 @patch
 def after_round(self:Dashboard, hist, rec:Record):
     self.hist = hist; self.bar.max = max(self.bar.max, self.bar.value + 1); self.bar.value += 1
-    self.status.value = self._status(dict(method=rec.method, level=rec.level, round=rec.round), f'test {rec.test_acc:.3f}')
+    where = dict(method=rec.method, level=rec.level, round=rec.round)
+    self.status.value = self._status(where, f'test {rec.test_acc:.3f}')
     self.refresh()
 
 @patch
-def after_level(self:Dashboard, hist, rec:Record): self.status.value = self._status(dict(method=rec.method, level=rec.level), 'level done')
+def after_level(self:Dashboard, hist, rec:Record):
+    self.status.value = self._status(dict(method=rec.method, level=rec.level), 'level done')
 
 @patch
 def after_run(self:Dashboard, hist):
@@ -308,7 +334,8 @@ def _pct(v)->str:
 
 def _table_html(rows:list)->str:
     "An HTML table of test accuracy, PGR and routing accuracy (in %) per method and label kind."
-    head = '<tr><th>method</th><th>labels</th><th>teachers</th><th>test acc (%)</th><th>PGR (%)</th><th>routing (%)</th></tr>'
+    cols = ('method', 'labels', 'teachers', 'test acc (%)', 'PGR (%)', 'routing (%)')
+    head = '<tr>' + ''.join(f'<th>{c}</th>' for c in cols) + '</tr>'
     body = ''.join(f"<tr><td>{html.escape(str(r['method']))}</td><td>{html.escape(str(r.get('labels') or ''))}</td>"
                    f"<td>{r.get('n_teachers', '')}</td><td>{_pct(r.get('test_acc'))}</td><td>{_pct(r.get('pgr'))}</td>"
                    f"<td>{_pct(r.get('assign_acc'))}</td></tr>" for r in rows)
@@ -317,7 +344,8 @@ def _table_html(rows:list)->str:
 _PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;margin:1em 2em;color:#222}} table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child{{text-align:left}} .meta{{color:#666}}</style>
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child{{text-align:left}}
+.meta{{color:#666}}</style>
 </head><body><h1>{title}</h1><p class="meta">{meta}</p>
 {figures}
 <h2>Summary</h2>{table}
@@ -326,22 +354,26 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child{{
 # %% ../nbs/08_viz.ipynb #424a230a
 def save_html(path:str|Path, # file to write (its folder is created)
               hist:History, # the run to draw
-              results:dict|None=None, # optional results dict (`results.json`: every seed and label kind) for the curve and table
+              results:dict|None=None, # optional `results.json` dict (every seed and label kind): curve and table
               title:str='Co-supervised learning run', # page title
               method:str='csl', # the gate whose path and assignments are drawn
              )->Path:
     "Write every figure of a run into ONE self-contained HTML file (plotly.js inline) that renders offline."
-    if not isinstance(hist, History): raise InputError(f"save_html: hist is {type(hist).__name__}; expected a csl History")
+    if not isinstance(hist, History):
+        raise InputError(f"save_html: hist is {type(hist).__name__}; expected a csl History")
     summary = results if results is not None else Report.from_history(hist)
     figs = [pgr_by_teachers(summary, reference=PAPER_PGR, methods=CURVE_METHODS), accuracy_by_level(hist, method),
             routing_by_level(hist), assignment_heatmap(hist, method), filter_quality(hist, method)]
-    divs = [f.to_html(full_html=False, include_plotlyjs=i == 0, config=dict(displaylogo=False)) for i, f in enumerate(figs)]
+    divs = [f.to_html(full_html=False, include_plotlyjs=i == 0, config=dict(displaylogo=False))  # plotly.js once
+            for i, f in enumerate(figs)]
     m = hist.meta
-    meta = ' · '.join(html.escape(str(s)) for s in (f"csl {m.get('csl', '?')}", f"seed {m.get('seed', '?')}", f"device {m.get('device', '?')}",
+    meta = ' · '.join(html.escape(str(s)) for s in (f"csl {m.get('csl', '?')}", f"seed {m.get('seed', '?')}",
+                                                   f"device {m.get('device', '?')}",
                                                    f"{len(hist.records)} steps", f"{m.get('seconds', 0):.1f} s"))
     rows = summary.rows if isinstance(summary, Report) else summary['rows']
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_PAGE.format(title=html.escape(title), meta=meta, figures='\n'.join(divs), table=_table_html(rows)), encoding='utf-8')
+    page = _PAGE.format(title=html.escape(title), meta=meta, figures='\n'.join(divs), table=_table_html(rows))
+    path.write_text(page, encoding='utf-8')
     return path
 
 _save_html = save_html  # the method below shares the name

@@ -46,7 +46,7 @@ def test_html_is_self_contained(page):
     text = page.read_text()
     assert text.count('plotly.js v') == 1, 'plotly.js must be inlined exactly once'
     assert not re.search(r'<script[^>]+src=', text), 'a script is loaded from outside the file (blank offline)'
-    assert text.count('Plotly.newPlot(') == 4, 'expected four figures'
+    assert text.count('Plotly.newPlot(') == 5, 'expected five figures'
     assert page.stat().st_size < 5e6, page.stat().st_size
 
 

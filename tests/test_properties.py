@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 
 from csl.core import InputError
 from csl.data import Hierarchy
-from csl.assign import GateInput, ASSIGNERS, ownership, oracle, ensemble, assignment_accuracy
+from csl.assign import GateInput, ASSIGNERS, ownership, oracle, ensemble, assignment_accuracy, scope, neighbours, scope_mass
 from csl.denoise import teacher_student, local_global, compose, keep_all, precision_recall
 
 torch.set_num_threads(1)
@@ -114,14 +114,29 @@ def test_gates_return_distributions(case):
     "Every gate returns (N, K) weights and (N, C) float32 label rows that sum to 1; routing gates name a valid teacher."
     h, l, n, seed = case
     gen = torch.Generator().manual_seed(seed); k, c = h.n_teachers(l), h.n_units
+    parent = dict(parent_probs=rand_probs(gen, n, h.n_teachers(l - 1), c), parent=h.parent(l)) if l else {}
     g = GateInput(rand_probs(gen, n, k, c).half(), h.owner(l), student_probs=rand_probs(gen, n, c),
-                  true_unit=torch.randint(0, c, (n,), generator=gen))
+                  true_unit=torch.randint(0, c, (n,), generator=gen), neighbour_probs=rand_probs(gen, n, c), **parent)
     for name, fn in ASSIGNERS.items():
         a = fn(g)
         assert a.weights.shape == (n, k) and a.labels.shape == (n, c) and a.labels.dtype == torch.float32, name
         assert torch.allclose(a.labels.sum(1), torch.ones(n), atol=1e-5) and torch.allclose(a.weights.sum(1), torch.ones(n), atol=1e-5), name
         assert (a.weights >= 0).all() and (a.labels >= 0).all(), name
         if a.teacher is not None: assert a.teacher.dtype == torch.int64 and 0 <= a.teacher.min() and a.teacher.max() < k, name
+
+
+@cfg(150)
+@given(gate_case())
+def test_scope_gates_pick_the_teacher_with_the_most_mass(case):
+    "`scope` routes to a teacher whose scope holds the most student mass; `neighbours` the same for the neighbourhood's."
+    h, l, n, seed = case
+    gen = torch.Generator().manual_seed(seed); k, c = h.n_teachers(l), h.n_units
+    s, nb = rand_probs(gen, n, c), rand_probs(gen, n, c)
+    g = GateInput(rand_probs(gen, n, k, c), h.owner(l), student_probs=s, neighbour_probs=nb)
+    for gate, p in ((scope, s), (neighbours, nb)):
+        mass = scope_mass(p, h.owner(l), k)  # (N, K)
+        got = mass.gather(1, gate(g).teacher[:, None]).squeeze(1)
+        assert torch.allclose(got, mass.amax(1)), gate.__name__
 
 
 @cfg(150)
@@ -157,8 +172,9 @@ def test_identical_teachers_give_that_teacher(case):
     h, l, n, seed = case
     gen = torch.Generator().manual_seed(seed); k, c = h.n_teachers(l), h.n_units
     t = rand_probs(gen, n, c)
+    parent = dict(parent_probs=rand_probs(gen, n, h.n_teachers(l - 1), c), parent=h.parent(l)) if l else {}
     g = GateInput(t[:, None].expand(n, k, c).contiguous(), h.owner(l), student_probs=rand_probs(gen, n, c),
-                  true_unit=torch.randint(0, c, (n,), generator=gen))
+                  true_unit=torch.randint(0, c, (n,), generator=gen), neighbour_probs=rand_probs(gen, n, c), **parent)
     for name, fn in ASSIGNERS.items():
         assert torch.allclose(fn(g).labels, t, atol=1e-5), name
     assert torch.allclose(ensemble(g).weights, torch.full((n, k), 1 / k))

@@ -120,10 +120,13 @@ def test_cached_check_rejects_a_wrong_value(tmp_path):
     assert got.shape == (5, 2) and load_cached(f).shape == (5, 2)
 
 
-def test_failed_write_leaves_no_file(tmp_path):
+def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     class Boom:
         def __reduce__(self): raise RuntimeError('cannot pickle')
-    with pytest.raises(RuntimeError): save_cached(tmp_path/'x.pt', Boom())
+    with pytest.raises(InputError, match='expected only tensors'): save_cached(tmp_path/'x.pt', {'a': Boom()})  # not a plain value
+    def full(fd): raise OSError(28, 'No space left on device')
+    monkeypatch.setattr('csl.core.os.fsync', full)  # the disk fills up in the middle of the write
+    with pytest.raises(OSError): save_cached(tmp_path/'x.pt', {'a': torch.zeros(3)})
     assert list(tmp_path.iterdir()) == []
 
 

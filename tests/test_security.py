@@ -1,0 +1,271 @@
+"""Security and input hygiene: no file the package reads can run code, one cache folder holds every entry,
+and every flag of every subcommand is checked before any work (one line on stderr naming the flag, exit 2)."""
+import argparse, contextlib, hashlib, io, json, os, pickle, shutil, subprocess, sys, time, warnings
+from pathlib import Path
+import pytest
+import torch
+
+from csl.core import InputError, load_cached, _MAGIC
+from csl.data import CSLData, Hierarchy, load_dataset, split_indices, fake_cifar100
+from csl.features import get_features
+from csl.teachers import TeacherConfig, train_teachers, load_teacher, logreg_model, checkpoint_path
+from csl.experiments import build_problem, run_experiment, seed_file
+from csl.cli import main, _parser
+
+torch.set_num_threads(1)
+CSL = shutil.which('csl', path=str(Path(sys.executable).parent)) or shutil.which('csl')
+
+
+# ---------------------------------------------------------------- crafted payloads
+
+class Plant:
+    "A pickle payload: unpickling it calls Path(marker).touch(), i.e. runs code that creates a file."
+    def __init__(self, marker): self.marker = Path(marker)
+    def __reduce__(self): return (Path.touch, (self.marker,))
+
+
+def _payload(marker)->bytes:
+    buf = io.BytesIO(); torch.save({'x': torch.zeros(3), 'y': Plant(marker)}, buf); return buf.getvalue()
+
+
+def craft(path:Path, marker:Path)->Path:
+    "Overwrite `path` with a csl cache file whose header and SHA-256 are valid and whose payload would create `marker`."
+    p = _payload(marker); path.write_bytes(_MAGIC + hashlib.sha256(p).hexdigest().encode() + p); return path
+
+
+def test_the_payload_is_armed(tmp_path):
+    "The crafted payload does run code when loaded the unsafe way, so the tests below mean something."
+    marker = tmp_path/'marker'
+    torch.load(io.BytesIO(_payload(marker)), weights_only=False)
+    assert marker.exists()
+
+
+def _clean_env(**kw)->dict:
+    "This environment without any setting that moves csl's or torch's folders, plus `kw`."
+    e = {k: v for k, v in os.environ.items() if k not in ('CSL_CACHE', 'TORCH_HOME', 'XDG_CACHE_HOME', 'TMPDIR')}
+    return {**e, 'OMP_NUM_THREADS': '1', 'PYTHONDONTWRITEBYTECODE': '1', **kw}
+
+
+@pytest.fixture(scope='module')
+def home_run(tmp_path_factory):
+    "`csl run --cache DIR` with an empty HOME (and empty XDG cache, temp and working folders); the --html page in a missing folder."
+    t = tmp_path_factory.mktemp('home-run')
+    for d in ('home', 'xdg', 'tmp', 'cwd'): (t/d).mkdir()
+    p = subprocess.run([CSL, 'run', '--seeds', '0', '--quiet', '--cache', str(t/'cache'), '--out', str(t/'out'), '--html', str(t/'out'/'page'/'report.html')],
+                       capture_output=True, text=True, timeout=600, cwd=t/'cwd',
+                       env=_clean_env(HOME=str(t/'home'), XDG_CACHE_HOME=str(t/'xdg'), TMPDIR=str(t/'tmp')))
+    return p, t
+
+
+def test_cache_flag_reaches_every_entry_and_nothing_else_is_written(home_run):
+    p, t = home_run
+    assert p.returncode == 0, p.stderr[-3000:]
+    for d in ('home', 'xdg', 'cwd'): assert list((t/d).rglob('*')) == [], (d, list((t/d).rglob('*')))
+    # torch itself makes an empty $TMPDIR/torchinductor_<user> when an optimizer first imports torch._dynamo; csl writes nothing there
+    assert [(x.name.startswith('torchinductor_'), list(x.iterdir())) for x in (t/'tmp').iterdir()] in ([], [(True, [])]), list((t/'tmp').rglob('*'))
+    assert sorted(x.name for x in t.iterdir()) == ['cache', 'cwd', 'home', 'out', 'tmp', 'xdg']
+    for kind in ('data', 'features', 'teachers'): assert len(list((t/'cache'/kind).glob('*.pt'))) == 1, kind
+    assert (t/'out'/'results.json').exists() and seed_file(t/'out', 0).exists()
+    assert (t/'out'/'page'/'report.html').stat().st_size > 100_000  # --html in a folder that did not exist: created
+
+
+@pytest.fixture
+def cache_copy(home_run, tmp_path):
+    p, t = home_run
+    assert p.returncode == 0, p.stderr[-3000:]
+    return shutil.copytree(t/'cache', tmp_path/'cache')
+
+
+@pytest.mark.parametrize('kind', ['data', 'features', 'teachers'])
+def test_crafted_cache_entry_is_refused_and_recomputed(home_run, cache_copy, tmp_path, kind):
+    "A crafted entry with a valid header and checksum: the run warns, recomputes, gives the same problem, and the payload never runs."
+    _, ref, _ = build_problem('digits-domains', 0, 'cpu', home_run[1]/'cache')
+    marker = tmp_path/'marker'
+    for f in (cache_copy/kind).glob('*.pt'): craft(f, marker)
+    logs = []
+    with pytest.warns(UserWarning, match='recomputing') as rec:
+        _, got, _ = build_problem('digits-domains', 0, 'cpu', cache_copy, log=logs.append)
+    assert not marker.exists()
+    said = [str(w.message) for w in rec] + logs
+    assert any(f'/{kind}/' in m and 'holds more than plain values' in m and 'nothing in it ran' in m for m in said), said
+    assert torch.equal(got.feats, ref.feats) and all(torch.equal(a, b) for a, b in zip(got.bank.probs, ref.bank.probs))
+    for f in (cache_copy/kind).glob('*.pt'): load_cached(f)  # rewritten with a plain entry
+
+
+def test_crafted_resume_state_is_redone(home_run, cache_copy, tmp_path):
+    "Run resume state (`<out>/seeds/seed-N.json`) is JSON: a crafted file in its place is a damaged seed, redone; nothing runs."
+    out = shutil.copytree(home_run[1]/'out', tmp_path/'out'); marker = tmp_path/'marker'
+    ref = json.loads((out/'results.json').read_text())
+    craft(seed_file(out, 0), marker)
+    res = run_experiment('digits-domains', [0], out, 'cpu', cache_copy)
+    assert res['timing_s']['reused_seeds'] == [] and res['rows'] == ref['rows']
+    assert not marker.exists()
+    seed_file(out, 0).write_bytes(pickle.dumps(Plant(marker)))  # a bare pickle, no header
+    res = run_experiment('digits-domains', [0], out, 'cpu', cache_copy)
+    assert res['timing_s']['reused_seeds'] == [] and not marker.exists()
+
+
+def test_crafted_feature_entry_through_the_command_line(cache_copy, tmp_path):
+    "The report of the issue: a crafted features/<key>.pt in --cache. The run warns on stderr, finishes, and never runs the payload."
+    marker = tmp_path/'marker'
+    craft(next((cache_copy/'features').glob('*.pt')), marker)
+    p = subprocess.run([CSL, 'run', '--seeds', '0', '--cache', str(cache_copy), '--out', str(tmp_path/'out')],
+                       capture_output=True, text=True, timeout=600, env=_clean_env())
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert 'holds more than plain values' in p.stderr and 'recomputing' in p.stderr
+    assert not marker.exists()
+
+
+def test_crafted_teacher_checkpoint_is_refused(tmp_path):
+    "Teacher checkpoints are read with weights_only=True: a crafted one is one InputError, and nothing in it runs."
+    marker, cfg = tmp_path/'marker', TeacherConfig()
+    model = logreg_model((1, 8, 8), 10, cfg)
+    torch.save(model.state_dict(), checkpoint_path(tmp_path, 0, 0))
+    load_teacher(logreg_model((1, 8, 8), 10, cfg), tmp_path, 0, 0)  # a plain state dict loads
+    torch.save({**model.state_dict(), 'extra': Plant(marker)}, checkpoint_path(tmp_path, 0, 0))
+    with pytest.raises(InputError, match='holds more than plain values'): load_teacher(logreg_model((1, 8, 8), 10, cfg), tmp_path, 0, 0)
+    assert not marker.exists()
+
+
+def test_crafted_cifar_pickle_is_refused(tmp_path):
+    "CIFAR-100's pickles are unpickled with an allow-list (numpy arrays, lists, strings): a crafted one is refused, never run."
+    root = fake_cifar100(tmp_path/'c100', n_train=2, n_test=1); marker = tmp_path/'marker'
+    assert len(load_dataset('cifar-100', root=root, n_teach=50, n_val=50)) == 300
+    for name in ('meta', 'train', 'test'):
+        f = root/'cifar-100-python'/name; keep = f.read_bytes()
+        f.write_bytes(pickle.dumps({'data': Plant(marker)}))
+        with pytest.raises(InputError, match=f'{name} is not a CIFAR-100 pickle'): load_dataset('cifar-100', root=root)
+        f.write_bytes(keep)
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------- one cache folder: argument > CSL_CACHE > ~/.cache/csl
+
+@pytest.mark.parametrize('source', ['argument', 'environment', 'default'])
+def test_cache_folder_precedence_for_every_kind(tmp_path, monkeypatch, source):
+    "Data, features and teachers all go to the argument when given, else to $CSL_CACHE, else to ~/.cache/csl."
+    arg, env, home = tmp_path/'arg', tmp_path/'env', tmp_path/'home'
+    monkeypatch.setenv('HOME', str(home))
+    if source == 'default': monkeypatch.delenv('CSL_CACHE', raising=False)
+    else: monkeypatch.setenv('CSL_CACHE', str(env))
+    cd = arg if source == 'argument' else None
+    d = load_dataset('digits-domains', cache_dir=cd)
+    idx = torch.cat([torch.arange(40), torch.arange(1797, 1837)])  # 40 images of each domain
+    tiny = CSLData('tiny', d.images[idx], d.labels[idx], d.classes, split_indices(d.domains[idx], teach=10, val=.2, test=.2), d.domains[idx], d.domain_names)
+    get_features(tiny, cache_dir=cd, device='cpu')
+    train_teachers(tiny, Hierarchy.domains(2), TeacherConfig(epochs=5), device='cpu', cache_dir=cd)
+    want = {'argument': arg, 'environment': env, 'default': home/'.cache'/'csl'}[source]
+    for kind in ('data', 'features', 'teachers'): assert len(list((want/kind).glob('*.pt'))) == 1, kind
+    assert [p for p in (arg, env, home) if p.exists() and not want.is_relative_to(p)] == []
+
+
+# ---------------------------------------------------------------- every flag of every subcommand, one bad value at least
+
+CUDA = torch.cuda.is_available()
+FLAG_BAD = [  # (subcommand, flag, arguments, words the one stderr line must contain)
+    ('run', '--preset', ['--preset', 'nope'], "unknown preset 'nope'"),
+    ('run', '--seeds', ['--seeds', 'x'], "invalid int value: 'x'"),
+    ('run', '--seeds', ['--seeds', '-1'], 'expected distinct ints >= 0'),
+    ('run', '--seeds', ['--seeds', '0', '0'], 'seeds=[0, 0]; expected distinct ints >= 0'),
+    ('run', '--out', ['--out', '{file}'], 'expected a folder, not a file'),
+    ('run', '--out', ['--out', '{file}/sub'], '{file} is a file'),
+    ('run', '--device', ['--device', 'tpu'], "invalid choice: 'tpu'"),
+    *([] if CUDA else [('run', '--device', ['--device', 'cuda'], 'CUDA is not available')]),
+    ('run', '--cache', ['--cache', '{file}'], 'expected a folder, not a file'),
+    ('run', '--html', ['--html', '{dir}'], 'expected a file name, not a folder'),
+    ('run', '--html', ['--html', '{file}/report.html'], '{file} is a file'),
+    ('run', '--quiet', ['--quiet=yes'], "ignored explicit argument 'yes'"),
+    ('run', '--root', ['--root', '{missing}'], 'is not a folder'),
+    ('run', '--download', ['--download'], 'cannot download'),
+    ('run', '--labels', ['--labels', 'fuzzy'], "invalid choice: 'fuzzy'"),
+    ('run', '--select', ['--select', 'best'], "invalid choice: 'best'"),
+    ('run', '--teachers', ['--teachers', '{missing}'], 'is not a folder'),
+    ('run', '--teachers', ['--teachers', '{dir}'], 'holds no level{l}-teacher{k}.pt file'),
+    ('run', '--backbone', ['--backbone', 'vgg'], 'expected one of effnet_lite0'),
+    ('run', '--random-weights', ['--random-weights=1'], "ignored explicit argument '1'"),
+    ('run', '--batch-size', ['--batch-size', '-1'], 'expected an int >= 1'),
+    ('run', '--batch-size', ['--batch-size', 'big'], "invalid int value: 'big'"),
+    ('run', '--teacher-steps', ['--teacher-steps', '0'], 'expected an int >= 1'),
+    ('run', '--data', ['--data', 'oops'], 'expected KEY=VALUE'),
+    ('run', '--data', ['--data', 'n_teach=abc'], "expected an int or a float (digits-domains's n_teach)"),
+    ('run', '--data', ['--data', 'n_teach=-5'], 'expected a count >= 1'),
+    ('run', '--data', ['--data', 'val=2.5'], 'expected a share in (0, 1]'),
+    ('run', '--data', ['--data', 'colour=red'], "digits-domains has no option 'colour'"),
+    ('run', '--data', ['--data', 'cache_dir=/x'], 'cache_dir has its own flag; expected --cache'),
+    ('run', '--data', ['--preset', 'fashion-mnist', '--data', 'n_teach=0.05'], "expected an int (fashion-mnist's n_teach)"),
+    ('bench', '--quick', ['--quick=1'], "ignored explicit argument '1'"),
+    ('bench', '--json', ['--json', '{dir}'], 'expected a file name, not a folder'),
+    ('bench', '--json', ['--json', '{file}/b.json'], '{file} is a file'),
+    ('bench', '--device', ['--device', 'tpu'], "invalid choice: 'tpu'"),
+    ('bench', '--n', ['--n', '-5'], 'expected an int >= 100'),
+    ('bench', '--n', ['--n', 'ten'], "invalid int value: 'ten'"),
+    ('bench', '--c', ['--c', '2'], 'expected an int >= 3'),
+    ('bench', '--k', ['--k', '3'], 'expected a power of 2'),
+    ('bench', '--k', ['--c', '4', '--k', '8'], 'expected at most the smallest --c (4)'),
+    ('bench', '--d', ['--d', '0'], 'expected an int >= 1'),
+    ('bench', '--epochs', ['--epochs', '0'], 'expected an int >= 1'),
+    ('bench', '--lr', ['--lr', '-1'], 'expected a number > 0'),
+    ('bench', '--lr', ['--lr', 'nan'], 'expected a number > 0'),
+    ('bench', '--batch-size', ['--batch-size', '0'], 'expected an int >= 1'),
+    ('bench', '--precision', ['--precision', 'fp8'], "invalid choice: 'fp8'"),
+    ('bench', '--threads', ['--threads', '-1'], 'expected an int >= 0'),
+    ('bench', '--no-reference', ['--no-reference=1'], "ignored explicit argument '1'"),
+    ('bench', '--in-process', ['--in-process=1'], "ignored explicit argument '1'"),
+    ('presets', '--all', ['--all'], 'unrecognized arguments: --all'),
+]
+
+
+def _flags()->set:
+    "(subcommand, flag) for every long option of every subcommand of `csl`."
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {(name, o) for name, sp in sub.choices.items() for a in sp._actions for o in a.option_strings if o.startswith('--') and o != '--help'}
+
+
+def test_every_flag_has_a_bad_value():
+    "A new flag needs a rule (csl.cli._RUN_RULES, csl.bench._BENCH_RULES) and a row in FLAG_BAD."
+    missing = _flags() - {(s, f) for s, f, *_ in FLAG_BAD}
+    assert not missing, f"flags without a bad value in FLAG_BAD: {sorted(missing)}"
+
+
+def _files(root:Path)->set: return {p.relative_to(root) for p in root.rglob('*')}
+
+
+@pytest.mark.parametrize('sub,flag,args,words', FLAG_BAD, ids=[f"{s} {' '.join(a)}" for s, f, a, w in FLAG_BAD])
+def test_bad_flag_is_one_line_exit_2_before_any_work(tmp_path, monkeypatch, sub, flag, args, words):
+    "Exit 2, one line on stderr naming the flag and what was expected, no traceback, nothing written, at once."
+    (tmp_path/'cwd').mkdir(); (tmp_path/'home').mkdir(); (tmp_path/'a-folder').mkdir(); (tmp_path/'a-file').write_text('x')
+    monkeypatch.chdir(tmp_path/'cwd'); monkeypatch.setenv('HOME', str(tmp_path/'home')); monkeypatch.setenv('CSL_CACHE', str(tmp_path/'cache'))
+    fill = lambda s: s.replace('{file}', str(tmp_path/'a-file')).replace('{dir}', str(tmp_path/'a-folder')).replace('{missing}', str(tmp_path/'missing'))
+    before, out, err = _files(tmp_path), io.StringIO(), io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: rc = main([sub, *map(fill, args)])
+        except SystemExit as e: rc = e.code
+    dt = time.perf_counter() - t0
+    lines = [l for l in err.getvalue().splitlines() if l.strip()]
+    assert rc == 2 and len(lines) == 1 and 'Traceback' not in err.getvalue(), (rc, err.getvalue())
+    assert flag in lines[0] and fill(words) in lines[0], lines[0]
+    assert out.getvalue() == '' and _files(tmp_path) == before  # rejected before any work: nothing printed, nothing written
+    assert dt < 20, dt  # generous: a rejection takes milliseconds; work would take many seconds
+
+
+CONSOLE_BAD = [(['bench', '--n', '-5'], '--n -5: expected an int >= 100'),
+               (['run', '--data', 'n_teach=abc'], '--data n_teach=abc: expected an int or a float'),
+               (['run', '--data', 'n_teach=-5'], '--data n_teach=-5: expected a count >= 1'),
+               (['run', '--batch-size', '-1'], '--batch-size -1: expected an int >= 1'),
+               (['run', '--teacher-steps', '0'], '--teacher-steps 0: expected an int >= 1'),
+               (['run', '--seeds', '0', '0'], '--seeds 0 0: seeds=[0, 0]; expected distinct ints >= 0')]
+
+
+def test_bad_flags_through_the_console_script(tmp_path):
+    "The failures of the issue, through the installed `csl` (all at once): exit 2, one line, no traceback, nothing written."
+    (tmp_path/'cwd').mkdir()
+    env = _clean_env(HOME=str(tmp_path/'cwd'), CSL_CACHE=str(tmp_path/'cache'))
+    procs = [(subprocess.Popen([CSL, *a], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path/'cwd', env=env), w, time.perf_counter())
+             for a, w in CONSOLE_BAD]
+    for p, words, t0 in procs:
+        out, err = p.communicate(timeout=300)
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert p.returncode == 2 and len(lines) == 1 and 'Traceback' not in err and words in lines[0], (p.args, err)
+        assert time.perf_counter() - t0 < 120  # generous: interpreter start and imports only
+    assert sorted(tmp_path.rglob('*')) == [tmp_path/'cwd']  # no cache, no results folder
