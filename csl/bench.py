@@ -4,17 +4,15 @@
 
 # %% ../nbs/11_bench.ipynb #f5de2e92
 from __future__ import annotations
-import argparse, copy, json, math, os, re, subprocess, sys, time
+import argparse, json, math, os, re, subprocess, sys, time
 from dataclasses import replace
 from types import SimpleNamespace
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 from .core import InputError, accuracy, get_device
 from .data import Hierarchy
-from .student import ProbeConfig, scaled_epochs
-from .cosupervise import Problem, Truth, CSLConfig, co_supervise
+from .student import ProbeConfig
+from .cosupervise import Problem, Truth, co_supervise
+from .reference import official_loop, release_config
 
 # %% auto #0
 __all__ = ['synthetic_features', 'synthetic_bank', 'synthetic_case', 'reference_loop', 'ours_loop', 'run_case',
@@ -82,85 +80,27 @@ def synthetic_case(n:int=10_000, # P: samples in the student's pool (the release
     bank = SimpleNamespace(probs=synthetic_bank(y, h, seed=seed), hierarchy=h)
     return Problem(x, bank, h, splits, Truth(y), y[splits['val']])
 
-# %% ../nbs/11_bench.ipynb #9c641906
-def _gather(model:nn.Module, x:torch.Tensor, c:int, bs:int, dev)->torch.Tensor:
-    "The release's way to collect outputs: a DataLoader over `x`, each batch to the device, results into a CPU (N, C) tensor."
-    out = torch.zeros(len(x), c)  # (N, C)
-    with torch.no_grad():
-        for i, (xb,) in enumerate(DataLoader(TensorDataset(x), batch_size=bs, shuffle=False)):
-            out[i * bs:i * bs + len(xb)] = model(xb.to(dev)).cpu()
-    return out
-
-def _ref_student(x:torch.Tensor, c:int, seed:int, dev)->nn.Module:
-    "Standardize on the kept features, then a linear layer initialised as ours (same seed)."
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed); lin = nn.Linear(x.shape[1], c)
-    mu, sd = x.mean(0), x.std(0).nan_to_num(1.).clamp_min(1e-6)  # (D,), (D,)
-    class Std(nn.Module):
-        def forward(self, z): return (z - mu.to(z.device)) / sd.to(z.device)
-    return nn.Sequential(Std(), lin).to(dev)
-
-def _ref_train(model, x, yw, x_eval, y_eval, n_val, epochs, lr, bs, eval_bs, dev, seed)->tuple:
-    "The release's training loop; `x_eval` is validation then test. Returns (test acc per epoch, index of the best validation epoch)."
-    loader = DataLoader(TensorDataset(x, yw), batch_size=bs, shuffle=True, generator=torch.Generator().manual_seed(seed))
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
-    crit, accs, best = nn.CrossEntropyLoss(), [], (-1., 0, None)
-    for ep in range(epochs):
-        model.train()
-        for xb, yb in loader:
-            loss = crit(model(xb.to(dev)), yb.to(dev))
-            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-        model.eval(); out = _gather(model, x_eval, yw.shape[1], eval_bs, dev)  # (V + T, C)
-        val, test = accuracy(out[:n_val], y_eval[:n_val]), accuracy(out[n_val:], y_eval[n_val:])
-        accs.append(test)
-        if val > best[0]: best = (val, ep, copy.deepcopy(model.state_dict()))
-    model.load_state_dict(best[2])
-    return accs, best[1]
-
 # %% ../nbs/11_bench.ipynb #391b9f7f
-def _ref_level(stack, logits_prev, owner, top_k):
-    "Ownership gate and top-k filter as the release writes them; returns (labels (P, C), keep rate, kept mask (P,))."
-    n, k, c = stack.shape
-    if k == 1: return stack[:, 0], 1.0, torch.ones(n, dtype=torch.bool)
-    gate = F.one_hot(logits_prev.argmax(1), c).float() @ F.one_hot(owner, k).float()  # (P, C) @ (C, K) -> (P, K)
-    yw = (stack * gate[:, :, None]).sum(1)  # (P, C)
-    rate = (logits_prev.topk(top_k, 1).indices == yw.argmax(1, keepdim=True)).any(1).float().mean().item()
-    rank = F.cross_entropy(logits_prev, yw.argmax(1), reduction='none').argsort().argsort()  # (P,) 0 = lowest loss
-    return yw, rate, rank < n * rate
-
 def reference_loop(p:Problem, # the problem (features, bank, hierarchy, splits)
                    epochs:int=20, # base epochs per level (scaled by 1/keep rate)
                    lr:float=3e-3, # Adam learning rate, cosine-annealed
-                   batch_size:int=100, # training batch (the release's DataLoader)
-                   eval_batch_size:int=1024, # batch of the output-gathering DataLoader
                    top_k:int=3, # the teacher-student filter's k
                    device='cpu', # where the student trains
                    seed:int=0, # student seed
-                  )->list: # one dict per level: level, k, keep_rate, epochs, seconds, test_acc (best-val epoch), test_acc_last, test_acc_best
-    "The co-supervision loop in the structure of the authors' release (see above), for timing and as an accuracy check."
-    dev, pool, ev = get_device(device), p.splits['pool'], torch.cat([p.splits['val'], p.splits['test']])  # validation then test
-    x, x_eval, y_eval, c, logits, out = p.feats[pool], p.feats[ev], p.truth.labels[ev], p.n_classes, None, []
-    for l, probs in enumerate(p.bank.probs):
-        t0 = time.perf_counter()
-        stack = probs[pool].float()  # (P, K, C) float32, as the release keeps teacher outputs
-        yw, rate, keep = _ref_level(stack, logits, p.hierarchy.owner(l), top_k); del stack
-        ep = scaled_epochs(epochs, rate)
-        model = _ref_student(x[keep], c, seed, dev)
-        accs, sel = _ref_train(model, x[keep], yw[keep], x_eval, y_eval, len(p.splits['val']), ep, lr, batch_size, eval_batch_size, dev, seed)
-        logits = _gather(model, x, c, eval_batch_size, dev)  # (P, C) drives the next level
-        out.append(dict(level=l, k=probs.shape[1], keep_rate=rate, epochs=ep, seconds=time.perf_counter() - t0,
-                        test_acc=accs[sel], test_acc_last=accs[-1], test_acc_best=max(accs)))
-    return out
+                  )->list: # per level: level, k, keep_rate, epochs, seconds, test_acc (last epoch), best_on_test
+    "The release's level loop (`csl.reference.official_loop`, batch 100), one plain dict per level."
+    return [dict(level=r.level, k=r.k, keep_rate=r.keep_rate, epochs=r.epochs, seconds=r.seconds, test_acc=r.test_acc,
+                 best_on_test=r.best_on_test) for r in official_loop(p, epochs, lr, 100, top_k, True, seed, device)]
 
 # %% ../nbs/11_bench.ipynb #8d12f212
 def ours_loop(p:Problem, # the problem
-              probe:ProbeConfig, # the student (epochs, lr, batch, precision)
+              probe:ProbeConfig, # the student (epochs, lr, batch, precision); raw features, last epoch forced
               device='cpu', # where the student trains
               seed:int=0, # student seed
              )->list: # one dict per level: level, k, keep_rate, epochs, seconds, test_acc
-    "`co_supervise` with the official gate and filter, CSL only; one dict per level."
-    hist = co_supervise(p, CSLConfig(probe=probe), seed=seed, device=device, baselines=False)
+    "`co_supervise` with the release's rules (`csl.reference.release_config`), CSL only; one dict per level."
+    cfg = replace(release_config(), probe=replace(probe, standardize=False, select='last'))
+    hist = co_supervise(p, cfg, seed=seed, device=device, baselines=False)
     return [dict(level=r.level, k=r.n_teachers, keep_rate=r.keep_rate, epochs=r.epochs, seconds=r.seconds['total'], test_acc=r.test_acc)
             for r in hist.records]
 

@@ -41,6 +41,8 @@ def _parser()->argparse.ArgumentParser:
     g.add_argument('--random-weights', action='store_true', help='random weights for every pretrained network: runs offline, checks the plumbing, reproduces nothing')
     g.add_argument('--batch-size', type=int, default=None, help="images per forward pass for feature extraction (default: the preset's)")
     g.add_argument('--teacher-steps', type=int, default=None, help="optimisation steps per teacher (default: the preset's; the paper: 1000)")
+    g.add_argument('--select', choices=['val', 'last'], default=None, help="the student that judges the next level: "
+                   "'val', the best validation epoch, or 'last' (the release's) (default: the preset's)")
     g.add_argument('--data', nargs='+', default=[], metavar='KEY=VALUE', help='dataset loader options, e.g. --data n_teach=0.05 max_per_domain=5000')
     sub.add_parser('presets', help='list presets with the data and weights each needs')
     add_bench_parser(sub)
@@ -92,7 +94,7 @@ def _check_run(a)->tuple: # (configured preset, device, output folder)
     if any(isinstance(x, bool) or x < 0 for x in a.seeds) or len(set(a.seeds)) < len(a.seeds):
         raise InputError(f"--seeds {' '.join(map(str, a.seeds))}: seeds=[{', '.join(map(str, a.seeds))}]; expected distinct ints >= 0")
     kw = _check_data(a, preset)
-    preset = _as_flag('--teachers', a.teachers, lambda: configure(preset, a.backbone, a.random_weights, a.labels, a.teachers, a.batch_size, a.teacher_steps, **kw))  # its own check left: the folder
+    preset = _as_flag('--teachers', a.teachers, lambda: configure(preset, a.backbone, a.random_weights, a.labels, a.teachers, a.batch_size, a.teacher_steps, select=a.select, **kw))  # its own check left: the folder
     if a.teachers and not any(Path(a.teachers).expanduser().glob('level*-teacher*.pt')): raise InputError(f"--teachers {a.teachers}: holds no level{{l}}-teacher{{k}}.pt file; expected one state dict per teacher")
     dev = _as_flag('--device', a.device, lambda: get_device(a.device))
     _as_flag('--root', a.root, lambda: _check_root(preset, a.root))
@@ -124,11 +126,24 @@ def _run(a)->int:
     return 0
 
 # %% ../nbs/10_cli.ipynb #a7f7eb1f
+def _official(p)->list:
+    "A paper preset's settings, the ones the release's run fixes, as lines for `csl presets`."
+    s, c, t = p.csl.probe, p.csl, p.teachers
+    seeds = 'the run' if p.split_seed is None else p.split_seed, 'the run' if p.teacher_seed is None else p.teacher_seed
+    rule = {'floor': 'int(E / rate)', 'round': 'round(E / rate), at least E'}.get(c.epoch_rule, c.epoch_rule)
+    return [f"  student: {'linear' if s.hidden == 0 else 'MLP'} probe on {'standardised' if s.standardize else 'raw'} "
+            f"{p.backbone} features, {s.epochs} epochs, Adam lr {s.lr:g}, batch {s.batch_size}; after filtering {rule}",
+            f"  routing: gate {c.assign}, filter {c.filter}; judge select={s.select} "
+            "('last' is the release's: --select last)",
+            f"  teachers: {t.kind}, {t.steps} steps of {t.batch_size}, Adam lr {t.lr:g}, "
+            f"cosine over {t.cosine_steps or t.steps} steps | seeds: split {seeds[0]}, teachers {seeds[1]}"]
+
 def _presets(a)->int:
     for p in PRESETS.values():
         print(f"{p.name}\n  data: {p.dataset} ({p.hierarchy} hierarchy) | teachers: {p.teachers.kind} | strong: {p.backbone}"
               f"\n  needs: {p.needs}" + ('\n  run: csl run --preset ' + p.name + ' --root DIR' if p.needs_root else ''))
         if p.expected: print(f"  expected PGR ({p.expected['labels']} labels, 1/2/4/8 teachers): " + ' / '.join(f"{100*v:.1f}" for v in p.expected['pgr'].values()) + ' %')
+        if p.expected: print('\n'.join(_official(p)))
     return 0
 
 # %% ../nbs/10_cli.ipynb #c26ef703

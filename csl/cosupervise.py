@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict, replace
 import torch
 from .core import *
 from .data import CSLData, Hierarchy
-from .student import ProbeConfig, Probe, fit_probe, predict, scaled_epochs
+from .student import ProbeConfig, Probe, fit_probe, predict, scaled_epochs, EPOCH_RULES
 from .assign import GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS, pool_neighbours, neighbour_mean
 from .denoise import get_filter, local_global, compose, require_nonempty, precision_recall, Kept, FILTERS, EmptyKeptError
 
@@ -120,7 +120,8 @@ class CSLConfig:
     reinit:bool=True # re-initialise the student at each level (official); False: warm-start from the last one
     scale_epochs:bool=True # epochs x 1/keep rate, so steps stay constant (official)
     neighbours:int=10 # k nearest pool neighbours behind `GateInput.neighbour_probs`; 0: no neighbourhood
-    probe:ProbeConfig=field(default_factory=ProbeConfig) # the student and how it trains
+    probe:ProbeConfig=field(default_factory=ProbeConfig) # the student and how it trains (`probe.select`: which judges)
+    epoch_rule:str='round' # whole epochs from E / keep rate: a key of `csl.student.EPOCH_RULES` ('floor': the release)
     def __post_init__(self):
         if self.assign not in ASSIGNERS: raise InputError(f"CSLConfig.assign={self.assign!r}; expected one of {sorted(ASSIGNERS)}")
         if self.filter not in FILTERS: raise InputError(f"CSLConfig.filter={self.filter!r}; expected one of {sorted(FILTERS)}")
@@ -133,7 +134,8 @@ class CSLConfig:
         for k in ('reinit', 'scale_epochs'):
             if not isinstance(getattr(self, k), bool): raise InputError(f"CSLConfig.{k}={getattr(self, k)!r}; expected True or False")
         if not isinstance(self.probe, ProbeConfig): raise InputError(f"CSLConfig.probe: got {type(self.probe).__name__}; expected a ProbeConfig")
-
+        if self.epoch_rule not in EPOCH_RULES:
+            raise InputError(f"CSLConfig.epoch_rule={self.epoch_rule!r}; expected one of {sorted(EPOCH_RULES)}")
 
 # %% ../nbs/07_cosupervise.ipynb #70a6f7da
 @dataclass
@@ -154,12 +156,14 @@ class Record:
     test_acc:float # student's test accuracy
     counts:list|None=None # (K, U) gate weight per teacher and true unit (classes or domains)
     seconds:dict=field(default_factory=dict) # wall time of the step's parts
+    best_on_test:float|None=None # best test accuracy over the student's epochs: the release's number, a comparison only
 
 # %% ../nbs/07_cosupervise.ipynb #9c73b549
 class Callback:
     "Hooks into a run; override what you need. Every method gets the `History` so far."
     def before_run(self, hist): pass
     def after_epoch(self, hist, info:dict): pass # info: method, level, round, epoch, loss, val_acc, ...
+    def after_filter(self, hist, info:dict): pass # info: method, level, round, judge, teacher, kept (see level_step)
     def after_round(self, hist, rec:Record): pass
     def after_level(self, hist, rec:Record): pass
     def after_run(self, hist): pass
@@ -198,8 +202,14 @@ def _fit(p:Problem, x, targets, cfg:ProbeConfig, epochs:int, seed:int, device, h
     s = p.splits
     cb = (lambda ep, m: _notify(cbs, 'after_epoch', hist, {**tag, **m})) if cbs else None
     kw = dict(init=init) if init is not None else {}
-    probe = fit_probe(x, targets, cfg, p.feats[s['val']], p.val_labels, device=device, seed=seed, epochs=epochs, cb=cb, n_classes=p.n_classes, **kw)
+    test = dict(x_test=p.feats[s['test']], y_test=p.truth.labels[s['test']])  # measured each epoch, never selects
+    probe = fit_probe(x, targets, cfg, p.feats[s['val']], p.val_labels, device=device, seed=seed, epochs=epochs, cb=cb,
+                      n_classes=p.n_classes, **test, **kw)
     return probe, predict(probe, p.feats)  # (N, C)
+
+def _best_on_test(probe:Probe)->float:
+    "The release's reported number: the best test accuracy over the epochs (chosen on test: a comparison only)."
+    return max(m['test_acc'] for m in probe.history)
 
 # %% ../nbs/07_cosupervise.ipynb #e888dc3a
 def _rows(t:torch.Tensor)->torch.Tensor:
@@ -225,9 +235,8 @@ def level_zero(p:Problem, # the problem
                  teacher_acc=accuracy(_rows(p.bank.probs[0][test, 0]), y[test]),
                  label_acc=label_acc, assign_acc=None, keep_rate=1.0, precision=label_acc, recall=1.0,
                  epochs=cfg.probe.epochs, val_acc=probe.val_acc, test_acc=accuracy(student_probs[test], y[test]),
-                 seconds=dict(total=time.perf_counter() - t0))
+                 seconds=dict(total=time.perf_counter() - t0), best_on_test=_best_on_test(probe))
     return rec, student_probs, labels, probe
-
 
 # %% ../nbs/07_cosupervise.ipynb #0a79c1a0
 @dataclass
@@ -303,7 +312,9 @@ def level_step(p:Problem, # the problem
     a, true_teacher = _assign_pool(p, l, student_probs, views or gate_views(p, cfg, device), cfg.assign)
     t1 = time.perf_counter()
     kept = _filter(p, cfg, l, a, student_probs, prev_labels)
-    epochs = scaled_epochs(cfg.probe.epochs, kept.rate) if cfg.scale_epochs else cfg.probe.epochs
+    _notify(cbs, 'after_filter', hist, dict(method=method, level=l, round=r, judge=student_probs, teacher=a.teacher,
+                                           kept=kept.mask))
+    epochs = scaled_epochs(cfg.probe.epochs, kept.rate, cfg.epoch_rule) if cfg.scale_epochs else cfg.probe.epochs
     labels = a.labels[kept.mask]  # (P', C)
     targets = labels if cfg.probe.soft else labels.argmax(1)  # (P', C) or (P',)
     t2, tag = time.perf_counter(), dict(method=method, level=l, round=r)
@@ -316,9 +327,9 @@ def level_step(p:Problem, # the problem
                  label_acc=accuracy(a.labels, y[pool]), assign_acc=assignment_accuracy(a, true_teacher),
                  keep_rate=kept.rate, precision=pr.precision, recall=pr.recall, epochs=epochs,
                  val_acc=probe.val_acc, test_acc=accuracy(new_probs[test], y[test]), counts=counts.tolist(),
-                 seconds=dict(assign=t1 - t0, fit=time.perf_counter() - t2, total=time.perf_counter() - t0))
+                 seconds=dict(assign=t1 - t0, fit=time.perf_counter() - t2, total=time.perf_counter() - t0),
+                 best_on_test=_best_on_test(probe))
     return rec, new_probs, a.labels, probe
-
 
 # %% ../nbs/07_cosupervise.ipynb #3f081240
 BASELINE_GATES = {'oracle': 'oracle', 'ensemble': 'ensemble', 'confidence_routing': 'confidence'}
@@ -364,8 +375,8 @@ def _ceiling(p:Problem, cfg:CSLConfig, seed, device, hist, cbs)->Record:
     probe, probs = _fit(p, p.feats[pool], y[pool], cfg.probe, cfg.probe.epochs, seed, device, hist, cbs, tag)
     return Record(method='ceiling', level=None, round=0, n_teachers=0, teacher_acc=None, label_acc=1.0,
                   assign_acc=None, keep_rate=1.0, precision=1.0, recall=1.0, epochs=cfg.probe.epochs,
-                  val_acc=probe.val_acc, test_acc=accuracy(probs[test], y[test]), seconds=dict(total=time.perf_counter() - t0))
-
+                  val_acc=probe.val_acc, test_acc=accuracy(probs[test], y[test]),
+                  seconds=dict(total=time.perf_counter() - t0), best_on_test=_best_on_test(probe))
 
 # %% ../nbs/07_cosupervise.ipynb #65e90365
 def _check_run(p:Problem, cfg:CSLConfig):
@@ -424,10 +435,13 @@ def _row(method:str, rec:Record|None, h:History, level=None, n_teachers=1, test_
     acc = rec.test_acc if rec else test_acc
     row = dict(method=method, labels=h.meta.get('labels'), level=rec.level if rec else level,
                n_teachers=rec.n_teachers if rec else n_teachers, test_acc=acc)
+    best = rec.best_on_test if rec else None  # the release's number (its epoch chosen on test): a comparison only
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        g = pgr(acc, h.weak_acc, h.ceiling_acc) if acc is not None and not math.isnan(h.ceiling_acc) else float('nan')
+        g, gb = (pgr(a, h.weak_acc, h.ceiling_acc) if a is not None and not math.isnan(h.ceiling_acc) else float('nan')
+                 for a in (acc, best))
     row['pgr'] = None if math.isnan(g) else g
+    row['best_on_test'], row['pgr_best_on_test'] = best, None if math.isnan(gb) else gb
     for f in _FIELDS[2:]: row[f] = getattr(rec, f) if rec else None
     return row
 
@@ -438,7 +452,6 @@ def _method_rows(h:History, method:str)->list:
     levels = sorted({r.level for r in h.of(method)}) if method in CURVE_METHODS else []
     rows = [_row(f'{method}@{l}', h.last(method, l), h) for l in levels]
     return rows + [_row(method, h.last(method, len(n_teachers) - 1), h, level=len(n_teachers) - 1, n_teachers=n_teachers[-1])]
-
 
 # %% ../nbs/07_cosupervise.ipynb #5717223a
 @dataclass

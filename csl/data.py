@@ -383,25 +383,35 @@ def imagenet(root:str|Path|None=None, # ImageNet folder in torchvision's layout
              seed:int=0, # split seed
              teach_split:str='val', # where teacher labels come from: 'val' (carved out of val) or 'train'
              n_teach:int|float=10000, # teacher-labelled images: a count, or a share of every class (float)
-             n_val:int|float=5000, # validation images (from val): same
+             n_val:int|float=5000, # validation images: same
              n_test:int|float=20000, # test images (from val): same
              n_pool:int|None=None, # student pool (from val); None: the rest
              size:int=224, # image size served (pixels)
              crop:float=0.875, # centre crop share of the short side before resizing
+             val_split:str='val', # where validation images come from: 'val', or 'train' (never the teachers' images)
+             train_seed:int|None=None, # seed of the draws from train; None: `seed`. Fixed: the same teachers every seed
             )->CSLData:
-    "ImageNet-1k from a local root; images read from files."
+    "ImageNet-1k from a local root; images read from files: the train images drawn, then val's in folder order."
     if root is None: raise InputError("imagenet: root=None; pass root=<folder with meta.bin and val/> (get ImageNet from https://image-net.org/download-images)")
-    if teach_split not in ('val', 'train'): raise InputError(f"imagenet: teach_split={teach_split!r}; expected 'val' or 'train'")
+    for k, v in (('teach_split', teach_split), ('val_split', val_split)):
+        if v not in ('val', 'train'): raise InputError(f"imagenet: {k}={v!r}; expected 'val' or 'train'")
     root, gen = Path(root).expanduser(), torch.Generator().manual_seed(seed)
+    src, want = dict(teach=teach_split, val=val_split), dict(teach=n_teach, val=n_val, test=n_test, pool=n_pool)
     val = _imagenet_split(root, 'val'); yv = torch.tensor(val.targets)  # (50000,)
-    a = _draw_shares(yv, dict(teach=n_teach if teach_split == 'val' else 0, val=n_val, test=n_test, pool=n_pool), gen)
-    paths, y = [val.samples[i][0] for k in _SPLITS for i in a[k].tolist()], torch.cat([yv[a[k]] for k in _SPLITS])
-    if teach_split == 'train':
-        train = _imagenet_split(root, 'train')
+    a = _draw_shares(yv, {k: want[k] if src.get(k, 'val') == 'val' else 0 for k in _SPLITS}, gen)  # val index per split
+    b, tr, yt = {}, torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)  # train: per split, all, labels
+    if 'train' in src.values():
+        train = _imagenet_split(root, 'train'); yt = torch.tensor(train.targets)
         if train.wnids != val.wnids: raise InputError(f"imagenet: {root}/train has {len(train.wnids)} class folders, val has {len(val.wnids)}; expected the same wnids")
-        a['teach'] = _draw_shares(torch.tensor(train.targets), dict(teach=n_teach), gen)['teach']
-        paths, y = [train.samples[i][0] for i in a['teach'].tolist()] + paths, torch.cat([torch.tensor(train.targets)[a['teach']], y])
-    splits = dict(zip(_SPLITS, torch.arange(len(y)).split([len(a[k]) for k in _SPLITS])))
+        tgen = gen if train_seed is None else torch.Generator().manual_seed(train_seed)
+        b = _draw_shares(yt, {k: want[k] for k in _SPLITS if src.get(k) == 'train'}, tgen)
+        tr = torch.cat(list(b.values()))
+    va = torch.cat(list(a.values())).sort().values  # every val image used, in folder order: one list for every seed
+    pos = torch.zeros(len(yv), dtype=torch.long); pos[va] = torch.arange(len(tr), len(tr) + len(va))  # val index -> row
+    rows = dict(zip(b, torch.arange(len(tr)).split([len(v) for v in b.values()])))
+    splits = {k: rows[k] if k in b else pos[a[k]].sort().values for k in _SPLITS}
+    paths = [train.samples[i][0] for i in tr.tolist()] + [val.samples[i][0] for i in va.tolist()]
+    y = torch.cat([yt[tr], yv[va]])  # (N,)
     return CSLData('imagenet', ImageFiles(paths, y, size, crop), y, [c[0] for c in val.classes], splits)
 
 # %% ../nbs/01_data.ipynb #b0f9d52e

@@ -15,8 +15,8 @@ from .core import InputError, CACHE_FORMAT, cache_key, cached, check_shape, get_
 from .data import CSLData, get_cache_dir
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RANDOM_WEIGHTS', 'dinov2_vits14', 'dino_vitb8', 'dino_resnet50', 'BACKBONES',
-           'ImagePrep', 'Backbone', 'EffNetTrunk', 'effnet_lite0', 'resnet50', 'alexnet', 'load_backbone',
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RANDOM_WEIGHTS', 'dinov2_vits14', 'dinov2_vits14_reg', 'dino_vitb8', 'dino_resnet50',
+           'BACKBONES', 'ImagePrep', 'Backbone', 'EffNetTrunk', 'effnet_lite0', 'resnet50', 'alexnet', 'load_backbone',
            'extract_features', 'feature_cache_path', 'get_features']
 
 # %% ../nbs/02_features.ipynb #c7870e1c
@@ -118,6 +118,8 @@ def _hub_backbone(name:str, repo:str, entry:str, dim:int, local:Callable, size:i
     return factory
 
 dinov2_vits14 = _hub_backbone('dinov2_vits14', 'facebookresearch/dinov2', 'dinov2_vits14', 384, _local_vit(14, 12, 6, 384))
+dinov2_vits14_reg = _hub_backbone('dinov2_vits14_reg', 'facebookresearch/dinov2', 'dinov2_vits14_reg', 384,
+                                  _local_vit(14, 12, 6, 384))  # with 4 register tokens: the release's student
 dino_vitb8 = _hub_backbone('dino_vitb8', 'facebookresearch/dino:main', 'dino_vitb8', 768, _local_vit(8, 12, 12, 768))
 dino_resnet50 = _hub_backbone('dino_resnet50', 'facebookresearch/dino:main', 'dino_resnet50', 2048, _local_resnet50)
 
@@ -144,8 +146,8 @@ def alexnet(pretrained:bool=True # torchvision ImageNet weights (download); Fals
     return _torchvision('alexnet', 'alexnet', 'AlexNet_Weights.IMAGENET1K_V1', cut, 4096, pretrained)
 
 # %% ../nbs/02_features.ipynb #89af80ff
-BACKBONES = {'effnet_lite0': effnet_lite0, 'dinov2_vits14': dinov2_vits14, 'dino_vitb8': dino_vitb8,
-             'dino_resnet50': dino_resnet50, 'resnet50': resnet50, 'alexnet': alexnet}
+BACKBONES = {'effnet_lite0': effnet_lite0, 'dinov2_vits14': dinov2_vits14, 'dinov2_vits14_reg': dinov2_vits14_reg,
+             'dino_vitb8': dino_vitb8, 'dino_resnet50': dino_resnet50, 'resnet50': resnet50, 'alexnet': alexnet}
 
 def load_backbone(name:str='effnet_lite0', # a key of `BACKBONES`
                   pretrained:bool=True, # pretrained weights; False: random weights (control)
@@ -199,6 +201,7 @@ def _describe(backbone:Backbone|str, pretrained:bool)->tuple:
 
 _IDS = {'effnet_lite0': ('efficientnet-lite0:efficientnet-lite0-57934424.pth', ImagePrep(32).id),
         'dinov2_vits14': ('facebookresearch/dinov2:dinov2_vits14', ImagePrep(224, 'bicubic').id),
+        'dinov2_vits14_reg': ('facebookresearch/dinov2:dinov2_vits14_reg', ImagePrep(224, 'bicubic').id),
         'dino_vitb8': ('facebookresearch/dino:main:dino_vitb8', ImagePrep(224, 'bicubic').id),
         'dino_resnet50': ('facebookresearch/dino:main:dino_resnet50', ImagePrep(224, 'bicubic').id),
         'resnet50': ('torchvision:ResNet50_Weights.IMAGENET1K_V2', ImagePrep(224).id),

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from .core import InputError, check_shape, check_probs, get_device, accuracy
 
 # %% auto #0
-__all__ = ['ProbeConfig', 'Probe', 'soft_ce', 'hard_ce', 'aux_weight', 'aux_conf_loss', 'as_target', 'fit_probe', 'predict',
-           'scaled_epochs']
+__all__ = ['EPOCH_RULES', 'ProbeConfig', 'Probe', 'soft_ce', 'hard_ce', 'aux_weight', 'aux_conf_loss', 'as_target', 'fit_probe',
+           'predict', 'scaled_epochs']
 
 # %% ../nbs/04_student.ipynb #b8acc45a
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class ProbeConfig:
     eval_batch_size:int=4096 # samples per forward pass in `predict` and validation
     fast:bool=True # linear probe: closed-form gradient and fused Adam instead of autograd (same maths); False: autograd
     precision:str='fp32' # matmul dtype of the fast linear path: 'fp32', or 'bf16' (weights, softmax and Adam stay fp32; for GPUs and CPUs with avx512_bf16/AMX)
+    select:str='val' # weights kept: 'val', the best validation epoch; 'last', the last epoch (the release)
 
     def __post_init__(self):
         bad = [f"{k}={getattr(self,k)!r} (expected {e})" for k,ok,e in [
@@ -38,7 +39,8 @@ class ProbeConfig:
             ('wd', self.wd >= 0, '>= 0'), ('batch_size', self.batch_size >= 1, '>= 1'), ('aux_conf', 0 <= self.aux_conf <= 1, 'in [0, 1]'),
             ('aux_warmup', 0 <= self.aux_warmup <= 1, 'in [0, 1]'), ('eval_batch_size', self.eval_batch_size >= 1, '>= 1'),
             ('precision', self.precision in _DTYPES, f"one of {sorted(_DTYPES)}"),
-            ('precision', self.precision == 'fp32' or (self.fast and self.hidden == 0), "'fp32' unless fast=True and hidden=0: bf16 is only on the fast linear path")] if not ok]
+            ('precision', self.precision == 'fp32' or (self.fast and self.hidden == 0), "'fp32' unless fast=True and hidden=0: bf16 is only on the fast linear path"),
+            ('select', self.select in ('val', 'last'), "'val' or 'last'")] if not ok]
         if bad: raise InputError("ProbeConfig: " + "; ".join(bad))
 
 _DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
@@ -128,7 +130,7 @@ def _logits(probe, x, bs, probs:bool=False, out_device=None):
     return out
 
 # %% ../nbs/04_student.ipynb #3141fd08
-def _check_fit_inputs(x, targets, cfg, x_val, y_val, n_classes):
+def _check_fit_inputs(x, targets, cfg, x_val, y_val, n_classes, x_test=None, y_test=None):
     "Validate `fit_probe`'s inputs; return (cfg, targets (N, C))."
     cfg = cfg or ProbeConfig()
     if not isinstance(cfg, ProbeConfig): raise InputError(f"cfg: expected a ProbeConfig, got {type(cfg).__name__}")
@@ -136,10 +138,12 @@ def _check_fit_inputs(x, targets, cfg, x_val, y_val, n_classes):
     if len(x) == 0: raise InputError("x: no training samples (shape (0, D)); expected at least one")
     if not x.is_floating_point(): raise InputError(f"x: dtype {x.dtype}; expected floating-point features")
     t = as_target(targets, len(x), n_classes, cfg.soft)  # (N, C)
-    if (x_val is None) != (y_val is None): raise InputError("x_val and y_val: give both (validation features and true labels) or neither")
-    if x_val is not None:
-        check_shape(x_val, (None, x.shape[1]), 'x_val'); check_shape(y_val, (len(x_val),), 'y_val')
-        as_target(y_val, len(y_val), t.shape[1], name='y_val')
+    for split, xs, ys in (('val', x_val, y_val), ('test', x_test, y_test)):
+        if (xs is None) != (ys is None):
+            raise InputError(f"x_{split} and y_{split}: give both ({split} features and true labels) or neither")
+        if xs is not None:
+            check_shape(xs, (None, x.shape[1]), f'x_{split}'); check_shape(ys, (len(xs),), f'y_{split}')
+            as_target(ys, len(ys), t.shape[1], name=f'y_{split}')
     return cfg, t
 
 # %% ../nbs/04_student.ipynb #b5f918cf
@@ -201,13 +205,16 @@ def fit_probe(x:torch.Tensor, # (N, D) frozen features of the training samples
               cb=None, # optional `cb(epoch, metrics_dict)` called after every epoch
               n_classes:int|None=None, # C when `targets` are class ids that may not show every class
               init:Probe|None=None, # warm start: copy this probe's weights (and standardisation) instead of a fresh init
+              x_test:torch.Tensor|None=None, # (N_test, D) measurement only: each epoch's test accuracy, in `history`
+              y_test:torch.Tensor|None=None, # (N_test,) their true labels; nothing is selected on them
              )->Probe:
-    "Train a fresh probe on `targets` (the M-step) and return it, selected on validation when given."
-    cfg, t = _check_fit_inputs(x, targets, cfg, x_val, y_val, n_classes)
+    "Train a fresh probe on `targets` (the M-step) and return it, the epoch chosen by `cfg.select`."
+    cfg, t = _check_fit_inputs(x, targets, cfg, x_val, y_val, n_classes, x_test, y_test)
     epochs = cfg.epochs if epochs is None else int(epochs)
     if epochs < 1: raise InputError(f"epochs={epochs}; expected >= 1")
     dev = get_device(device); x, t = x.to(dev, torch.float32), t.to(dev)  # (N, D), (N, C)
     if x_val is not None: x_val, y_val = x_val.to(dev, torch.float32), y_val.to(dev)
+    if x_test is not None: x_test, y_test = x_test.to(dev, torch.float32), y_test.to(dev)
     probe = _new_probe(x.shape[1], t.shape[1], cfg, x, seed)
     if init is not None:
         if (init.d, init.c, init.hidden) != (probe.d, probe.c, probe.hidden): raise InputError(f"init: probe D={init.d}, C={init.c}, hidden={init.hidden}; expected D={probe.d}, C={probe.c}, hidden={probe.hidden}")
@@ -218,18 +225,26 @@ def fit_probe(x:torch.Tensor, # (N, D) frozen features of the training samples
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
     gen, step, best = torch.Generator().manual_seed(seed), 0, (-1., None, None)
     if fast: xs = ((x - probe.mean) / probe.std).to(_DTYPES[cfg.precision])  # (N, D) standardized once
-    if fast and x_val is not None: xv = ((x_val - probe.mean) / probe.std).to(xs.dtype)  # (N_val, D)
+    std = lambda z: ((z - probe.mean) / probe.std).to(xs.dtype) if fast and z is not None else z  # the fast path's copy
+    xv, xt = std(x_val), std(x_test)  # (N_val, D), (N_test, D)
+    def acc(xe, y):  # accuracy of the current weights on one split
+        bs = cfg.eval_batch_size
+        return accuracy(_predict_fast(probe, xe, bs) if fast else _logits(probe, xe, bs), y)
     for ep in range(epochs):
         probe.train(); t0 = time.perf_counter(); perm = torch.randperm(len(x), generator=gen).to(dev)  # (N,)
         if fast: loss, step, alpha = _train_epoch_fast(probe, xs, t, opt, sched, cfg, perm, step, total)
         else: loss, step, alpha = _train_epoch(probe, x, t, opt, sched, cfg, perm, step, total)
         m = dict(epoch=ep, loss=loss, lr=opt.param_groups[0]['lr'], aux=alpha, seconds=time.perf_counter() - t0)
         if x_val is not None:
-            m['val_acc'] = accuracy(_predict_fast(probe, xv, cfg.eval_batch_size) if fast else _logits(probe, x_val, cfg.eval_batch_size), y_val)
-            if m['val_acc'] > best[0]: best = (m['val_acc'], ep, copy.deepcopy(probe.state_dict()))
+            m['val_acc'] = acc(xv, y_val)
+            if cfg.select == 'val' and m['val_acc'] > best[0]:
+                best = (m['val_acc'], ep, copy.deepcopy(probe.state_dict()))
+        if x_test is not None: m['test_acc'] = acc(xt, y_test)  # measurement only
         probe.history.append(m)
         if cb is not None: cb(ep, m)
-    if x_val is not None: probe.load_state_dict(best[2]); probe.val_acc, probe.best_epoch = best[0], best[1]
+    if x_val is not None and cfg.select == 'val':
+        probe.load_state_dict(best[2]); probe.val_acc, probe.best_epoch = best[0], best[1]
+    elif x_val is not None: probe.val_acc, probe.best_epoch = probe.history[-1]['val_acc'], epochs - 1
     return probe.eval()
 
 # %% ../nbs/04_student.ipynb #d029ba84
@@ -243,10 +258,15 @@ def predict(probe:Probe, # a trained probe
     return _logits(probe, x, bs, probs=True, out_device='cpu')  # (N, C)
 
 # %% ../nbs/04_student.ipynb #e8b5fe7c
+EPOCH_RULES = {'round': lambda e, r: max(e, round(e / r)), # nearest whole number, at least `e` (the package's default)
+               'floor': lambda e, r: int(e / r)} # the release: `int(n_epochs / rate_keep)`
+
 def scaled_epochs(base_epochs:int, # epochs on the full pool
                   keep_rate:float, # share of samples kept by the filter, in (0, 1]
+                  rule:str='round', # a key of `EPOCH_RULES`
                  )->int:
     "Epochs that keep the step count constant when only `keep_rate` of the samples are kept."
     if not (isinstance(keep_rate, (int, float)) and 0 < keep_rate <= 1): raise InputError(f"keep_rate={keep_rate!r}; expected a share in (0, 1]")
     if base_epochs < 1: raise InputError(f"base_epochs={base_epochs}; expected >= 1")
-    return max(base_epochs, round(base_epochs / keep_rate))
+    if rule not in EPOCH_RULES: raise InputError(f"scaled_epochs: rule={rule!r}; expected one of {sorted(EPOCH_RULES)}")
+    return EPOCH_RULES[rule](base_epochs, keep_rate)

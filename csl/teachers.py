@@ -39,12 +39,14 @@ class TeacherConfig:
     pretrained:bool=True # `alexnet_head`: ImageNet weights (needs them downloaded once); False: random conv features, for tests
     budget:str='equal' # 'equal': `n_per_teacher` labelled samples each; 'scope': every labelled sample of its scope (the official ImageNet run)
     checkpoints:str|None=None # folder of trained teachers `level{l}-teacher{k}.pt` (state dicts of the kind's model) used instead of training
+    cosine_steps:int|None=None # steps of the cosine from `lr` to 0; None: the steps run. Longer: the lr stays near `lr`
 
     def __post_init__(self):
         bad = [f"{k}={getattr(self,k)!r} (expected {e})" for k,ok,e in [('budget', self.budget in ('equal', 'scope'), "'equal' or 'scope'"),
             ('n_per_teacher', self.n_per_teacher is None or self.n_per_teacher >= 1, 'None or >= 1'), ('epochs', self.epochs >= 1, '>= 1'),
             ('steps', self.steps is None or self.steps >= 1, 'None or >= 1'), ('lr', self.lr > 0, '> 0'), ('wd', self.wd >= 0, '>= 0'),
-            ('batch_size', self.batch_size is None or self.batch_size >= 1, 'None or >= 1'), ('grid', self.grid >= 1, '>= 1')] if not ok]
+            ('batch_size', self.batch_size is None or self.batch_size >= 1, 'None or >= 1'), ('grid', self.grid >= 1, '>= 1'),
+            ('cosine_steps', self.cosine_steps is None or self.cosine_steps >= 1, 'None or >= 1')] if not ok]
         if bad: raise InputError("TeacherConfig: " + "; ".join(bad))
 
 # %% ../nbs/03_teachers.ipynb #bf3ee712
@@ -138,7 +140,8 @@ TEACHER_KINDS = {'logreg': TeacherKind(pooled_pixels, logreg_model),
 
 TEACHER_PRESETS = {'logreg': TeacherConfig(),
                    'cnn': TeacherConfig(kind='cnn', epochs=40, lr=1e-2, wd=1e-4, batch_size=32, grid=16),
-                   'alexnet_head': TeacherConfig(kind='alexnet_head', steps=1000, lr=1e-4, wd=0., batch_size=256, grid=224)}
+                   'alexnet_head': TeacherConfig(kind='alexnet_head', steps=1000, lr=1e-4, wd=0., batch_size=256,
+                                                 grid=224, cosine_steps=100_100)}  # the release's: 20 epochs of 5,005
 
 # %% ../nbs/03_teachers.ipynb #62636beb
 def fit_teacher(model:nn.Module, # a fresh teacher from a kind's `model`
@@ -153,9 +156,9 @@ def fit_teacher(model:nn.Module, # a fresh teacher from a kind's `model`
     for m in model.modules():
         if isinstance(m, Standardize): m.fit(x.float())
     n = len(x); bs = min(cfg.batch_size or n, n); per = math.ceil(n / bs)
-    total = cfg.steps or cfg.epochs * per
+    total = cfg.steps or cfg.epochs * per; span = cfg.cosine_steps or total  # steps run, steps of the cosine
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / span)))
     weights = [p for p in model.parameters() if p.ndim > 1] if cfg.wd else []  # no penalty to compute when wd is 0
     gen = torch.Generator().manual_seed(seed); model.train()
     for s in range(total):

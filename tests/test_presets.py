@@ -15,6 +15,7 @@ from csl.experiments import configure, build_problem
 
 CSL = shutil.which('csl', path=str(Path(sys.executable).parent)) or shutil.which('csl')
 FIELDS = ('test_acc', 'pgr', 'keep_rate', 'precision', 'recall', 'assign_acc')
+SMALL = ['--data', 'n_val=16', 'n_test=32']  # the paper's 10,000 validation and 10,000 test images do not fit the fixture
 
 
 def env(cache):
@@ -55,6 +56,16 @@ def test_presets_say_what_they_need():
         assert f'\n{name}\n' in f'\n{p.stdout}', name
     assert p.stdout.count('needs:') == 8
     assert 'expected PGR (hard labels, 1/2/4/8 teachers): 49.7 / 63.8 / 67.0 / 69.4 %' in p.stdout
+    # the release's run (vision/script/csl_imagenet.sh), read back from what `csl presets` prints for both paper presets
+    for name in ('imagenet-paper', 'imagenet-paper-hard'):
+        lines = p.stdout.split(f'\n{name}\n')[1].split('\n')
+        lines = lines[:next(i for i, l in enumerate(lines) if not l.startswith('  '))]
+        assert lines[0] == '  data: imagenet (blocks8 hierarchy) | teachers: alexnet_head | strong: dinov2_vits14_reg', lines
+        assert ('  student: linear probe on raw dinov2_vits14_reg features, 20 epochs, Adam lr 0.0001, batch 100; '
+                'after filtering int(E / rate)') in lines, lines
+        assert "  routing: gate ownership, filter top3; judge select=val ('last' is the release's: --select last)" in lines, lines
+        assert ('  teachers: alexnet_head, 1000 steps of 256, Adam lr 0.0001, cosine over 100100 steps | '
+                'seeds: split the run, teachers 0') in lines, lines
 
 
 @pytest.mark.parametrize('preset', ['imagenet-paper', 'domainnet'])
@@ -67,7 +78,7 @@ def test_missing_root_is_one_line(tmp_path, preset):
 def imagenet_runs(data, tmp_path_factory):
     """imagenet-paper at tiny scale, twice: A uninterrupted; B killed (SIGKILL) mid-seed, once both feature stages are cached, then rerun."""
     tmp = tmp_path_factory.mktemp('imagenet')
-    args = ['run', '--preset', 'imagenet-paper', '--root', str(data['imagenet']), '--random-weights', '--seeds', '0']
+    args = ['run', '--preset', 'imagenet-paper', '--root', str(data['imagenet']), '--random-weights', '--seeds', '0', *SMALL]
     t0 = time.time(); a = csl(*args, '--out', str(tmp/'a'), cache=tmp/'cache-a'); t_a = time.time() - t0
     b1 = subprocess.Popen([CSL, *args, '--out', str(tmp/'b')], env=env(tmp/'cache-b'), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 600
@@ -87,10 +98,11 @@ def test_imagenet_paper_end_to_end(imagenet_runs):
     assert res['config']['teachers']['budget'] == 'scope' and res['config']['teachers']['steps'] == 1000
     assert 'plumbing check' in a.stdout and '| 8 |' in a.stdout and '75.5' in a.stdout  # the comparison with the paper is printed
     hist = json.loads((tmp/'a'/'seeds'/'seed-0.json').read_text())['history']
-    assert hist['meta']['splits'] == dict(teach=16, pool=80, val=16, test=32)  # shares of every class; split seed fixed at 0
+    assert hist['meta']['splits'] == dict(teach=16, pool=96, val=16, test=32)  # teach and val from train, pool and test from val
     assert hist['meta']['feature_dim'] == 384  # the ViT-S/14 stand-in
     feats = sorted(p.name.split('-')[1] for p in (tmp/'cache-a'/'features').glob('*.pt'))
-    assert feats == ['alexnet_conv', 'dinov2_vits14'], feats  # one cached file per feature stage
+    assert feats == ['alexnet_conv', 'dinov2_vits14_reg'], feats  # one cached file per feature stage
+    assert res['config']['csl']['probe']['select'] == 'val' and res['config']['teacher_seed'] == 0
     assert len(list((tmp/'cache-a'/'teachers').glob('*.pt'))) == 1
     print(f"imagenet-paper fixture, cold caches: {r['t_a']:.1f} s")
 
@@ -111,7 +123,7 @@ def test_imagenet_resume_after_kill(imagenet_runs):
 def test_imagenet_hard_labels_and_supplied_teachers(imagenet_runs, data):
     "The hard-label variant and user-supplied teacher checkpoints go through the same runner, reusing the cached stages."
     tmp = imagenet_runs['tmp']; cache = tmp/'cache-a'
-    p = csl('run', '--preset', 'imagenet-paper-hard', '--root', str(data['imagenet']), '--random-weights', '--seeds', '0', '--out', str(tmp/'hard'), cache=cache)
+    p = csl('run', '--preset', 'imagenet-paper-hard', '--root', str(data['imagenet']), '--random-weights', '--seeds', '0', *SMALL, '--out', str(tmp/'hard'), cache=cache)
     assert p.returncode == 0, p.stderr[-3000:]
     assert 'extracting' not in p.stderr and 'teachers: loading' in p.stderr  # same data, same teachers: only the student differs
     res = json.loads((tmp/'hard'/'results.json').read_text())
@@ -120,14 +132,14 @@ def test_imagenet_hard_labels_and_supplied_teachers(imagenet_runs, data):
     for l, k in [(l, k) for l in range(4) for k in range(2 ** l)]:  # each head always answers the first class of its block
         w, b = torch.zeros(16, 9216), torch.zeros(16); b[k * 16 // 2 ** l] = 5.
         torch.save({'weight': w, 'bias': b}, checkpoint_path(ck, l, k))
-    preset = configure('imagenet-paper', random_weights=True, teachers=str(ck))
+    preset = configure('imagenet-paper', random_weights=True, teachers=str(ck), n_val=16, n_test=0.25)  # test: 2 images per class
     d, prob, _ = build_problem(preset, 0, 'cpu', cache, root=data['imagenet'])  # the runner's own path, in-process
     assert prob.bank.info['checkpoints'] and prob.bank.info['n_train'][3] == [None] * 8
     for l in range(4):
         assert prob.bank.probs[l].float().argmax(-1)[0].tolist() == [k * 16 // 2 ** l for k in range(2 ** l)]
     assert prob.bank.weak_accuracy() == 2 / 32  # the supplied generalist: class 0 for every image, 2 of 32 test images
     (ck/'level3-teacher7.pt').unlink()
-    bad = csl('run', '--preset', 'imagenet-paper', '--root', str(data['imagenet']), '--random-weights', '--teachers', str(ck), '--seeds', '0', '--out', str(tmp/'ck2'), cache=cache)
+    bad = csl('run', '--preset', 'imagenet-paper', '--root', str(data['imagenet']), '--random-weights', '--teachers', str(ck), '--seeds', '0', *SMALL, '--out', str(tmp/'ck2'), cache=cache)
     assert bad.returncode == 2 and 'level3-teacher7.pt is missing' in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr[-2000:]
 
 

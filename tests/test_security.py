@@ -178,6 +178,7 @@ FLAG_BAD = [  # (subcommand, flag, arguments, words the one stderr line must con
     ('run', '--root', ['--root', '{missing}'], 'is not a folder'),
     ('run', '--download', ['--download'], 'cannot download'),
     ('run', '--labels', ['--labels', 'fuzzy'], "invalid choice: 'fuzzy'"),
+    ('run', '--select', ['--select', 'best'], "invalid choice: 'best'"),
     ('run', '--teachers', ['--teachers', '{missing}'], 'is not a folder'),
     ('run', '--teachers', ['--teachers', '{dir}'], 'holds no level{l}-teacher{k}.pt file'),
     ('run', '--backbone', ['--backbone', 'vgg'], 'expected one of effnet_lite0'),
