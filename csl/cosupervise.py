@@ -8,7 +8,8 @@ import dataclasses, json, math, time, warnings
 from dataclasses import dataclass, field, asdict, replace
 import torch
 from .core import *
-from .data import CSLData, Hierarchy
+from .data import CSLData
+from .hierarchy import Hierarchy
 from .student import ProbeConfig, Probe, fit_probe, predict, scaled_epochs, EPOCH_RULES
 from .assign import GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS, pool_neighbours, neighbour_mean
 from .denoise import get_filter, local_global, compose, require_nonempty, precision_recall, Kept, FILTERS, EmptyKeptError

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 import csl
 from .core import InputError, CACHE_FORMAT, check_probs, get_device, cache_key, cached, provenance, _load_error
-from .data import CSLData, Hierarchy, get_cache_dir
+from .data import CSLData, get_cache_dir
+from .hierarchy import Hierarchy
 from .features import Backbone, ImagePrep, extract_features, feature_cache_path
 
 # %% auto #0

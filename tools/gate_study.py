@@ -1,7 +1,7 @@
 """Which E-step routes best? Every gate of `csl.assign.ASSIGNERS` worth comparing (and one defined here, to show
 how a user adds a gate), on the embedded default (seeds 0-2, where the gates were designed), on held-out seeds
 (11-15) and on Fashion-MNIST class blocks (seeds 0-4), through the whole loop. Prints the markdown table that
-nbs/05_assign.ipynb shows, and writes every number to a JSON file.
+nbs/04_assign.ipynb shows, and writes every number to a JSON file.
 
     OMP_NUM_THREADS=1 .venv/bin/python tools/gate_study.py [--out results/gate_study.json] [--quick]
 
