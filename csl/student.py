@@ -159,32 +159,7 @@ def _train_epoch(probe, x, t, opt, sched, cfg, perm, step, total):
         tot += loss.detach() * len(idx)
     return (tot / len(perm)).item(), step, alpha
 
-# %% ../nbs/06_student.ipynb #404dc11d
-def _train_epoch_fast(probe, xs, t, opt, sched, cfg, perm, step, total):
-    "`_train_epoch` for the linear probe with the closed-form gradient; `xs` (N, D) are standardized features in the matmul dtype."
-    w, b = probe.net.weight, probe.net.bias  # (C, D), (C,)
-    tot, alpha, dt = torch.zeros((), device=xs.device), 0., xs.dtype
-    for i in range(0, len(perm), cfg.batch_size):
-        idx = perm[i:i+cfg.batch_size]; xb, tb = xs[idx], t[idx]  # (B, D), (B, C)
-        alpha = aux_weight(step / total, cfg.aux_conf, cfg.aux_warmup)
-        with torch.no_grad():
-            z = torch.addmm(b, xb, w.t()) if dt == torch.float32 else (xb @ w.t().to(dt)).float().add_(b)  # (B, C) logits
-            if cfg.aux_conf > 0: tb = (1 - alpha) * tb + alpha * F.one_hot(z.argmax(-1), z.shape[1]).to(tb.dtype)  # (B, C)
-            s, mx, tz = tb.sum(-1, keepdim=True), z.amax(-1, keepdim=True), torch.dot(tb.view(-1), z.view(-1))  # (B, 1), (B, 1), ()
-            e = z.sub_(mx).exp_(); se = e.sum(-1, keepdim=True)  # (B, C) exp(z - max) in place of the logits, (B, 1)
-            tot += ((mx + se.log()) * s).sum() - tz  # sum over the batch of s * logsumexp(z) - t . z
-            g = e.mul_(s / (se * len(idx))).sub_(tb, alpha=1 / len(idx))  # (B, C) dL/dz = (s softmax(z) - t) / B, one exp per step
-            w.grad, b.grad = (g.t().to(dt) @ xb).float(), g.sum(0)  # (C, D), (C,)
-        opt.step(); sched.step(); step += 1
-    return (tot / len(perm)).item(), step, alpha
-
-@torch.no_grad()
-def _predict_fast(probe, xs, bs)->torch.Tensor:
-    "(N,) predicted classes of the linear probe on standardized features `xs`, matmuls in their dtype (validation each epoch)."
-    w, b = probe.net.weight, probe.net.bias  # (C, D), (C,)
-    lin = (lambda xb: torch.addmm(b, xb, w.t())) if xs.dtype == torch.float32 else (lambda xb, wt=w.t().to(xs.dtype): (xb @ wt).float().add_(b))
-    return torch.cat([lin(xs[i:i+bs]).argmax(1) for i in range(0, len(xs), bs)])  # (N,)
-
+# %% ../nbs/06_student.ipynb #59f69a02
 def _adam(probe, cfg, fused:bool):
     "Adam over the probe's parameters; the fused kernel (one pass per step) where this torch has it."
     kw = dict(lr=cfg.lr, weight_decay=cfg.wd)
@@ -270,3 +245,30 @@ def scaled_epochs(base_epochs:int, # epochs on the full pool
     if base_epochs < 1: raise InputError(f"base_epochs={base_epochs}; expected >= 1")
     if rule not in EPOCH_RULES: raise InputError(f"scaled_epochs: rule={rule!r}; expected one of {sorted(EPOCH_RULES)}")
     return EPOCH_RULES[rule](base_epochs, keep_rate)
+
+# %% ../nbs/06_student.ipynb #404dc11d
+def _train_epoch_fast(probe, xs, t, opt, sched, cfg, perm, step, total):
+    "`_train_epoch` for the linear probe with the closed-form gradient; `xs` (N, D) are standardized features in the matmul dtype."
+    w, b = probe.net.weight, probe.net.bias  # (C, D), (C,)
+    tot, alpha, dt = torch.zeros((), device=xs.device), 0., xs.dtype
+    for i in range(0, len(perm), cfg.batch_size):
+        idx = perm[i:i+cfg.batch_size]; xb, tb = xs[idx], t[idx]  # (B, D), (B, C)
+        alpha = aux_weight(step / total, cfg.aux_conf, cfg.aux_warmup)
+        with torch.no_grad():
+            z = torch.addmm(b, xb, w.t()) if dt == torch.float32 else (xb @ w.t().to(dt)).float().add_(b)  # (B, C) logits
+            if cfg.aux_conf > 0: tb = (1 - alpha) * tb + alpha * F.one_hot(z.argmax(-1), z.shape[1]).to(tb.dtype)  # (B, C)
+            s, mx, tz = tb.sum(-1, keepdim=True), z.amax(-1, keepdim=True), torch.dot(tb.view(-1), z.view(-1))  # (B, 1), (B, 1), ()
+            e = z.sub_(mx).exp_(); se = e.sum(-1, keepdim=True)  # (B, C) exp(z - max) in place of the logits, (B, 1)
+            tot += ((mx + se.log()) * s).sum() - tz  # sum over the batch of s * logsumexp(z) - t . z
+            g = e.mul_(s / (se * len(idx))).sub_(tb, alpha=1 / len(idx))  # (B, C) dL/dz = (s softmax(z) - t) / B, one exp per step
+            w.grad, b.grad = (g.t().to(dt) @ xb).float(), g.sum(0)  # (C, D), (C,)
+        opt.step(); sched.step(); step += 1
+    return (tot / len(perm)).item(), step, alpha
+
+@torch.no_grad()
+def _predict_fast(probe, xs, bs)->torch.Tensor:
+    "(N,) predicted classes of the linear probe on standardized features `xs`, matmuls in their dtype (validation each epoch)."
+    w, b = probe.net.weight, probe.net.bias  # (C, D), (C,)
+    lin = (lambda xb: torch.addmm(b, xb, w.t())) if xs.dtype == torch.float32 else (lambda xb, wt=w.t().to(xs.dtype): (xb @ wt).float().add_(b))
+    return torch.cat([lin(xs[i:i+bs]).argmax(1) for i in range(0, len(xs), bs)])  # (N,)
+
