@@ -43,61 +43,6 @@ class Problem:
     @property
     def n_classes(self)->int: return self.bank.probs[0].shape[2]
 
-# %% ../nbs/07_cosupervise.ipynb #cfd6c936
-def _check_types(p:Problem):
-    "The pieces are what they claim to be, and every tensor sits on the CPU."
-    if not isinstance(p.hierarchy, Hierarchy): raise InputError(f"hierarchy: got {type(p.hierarchy).__name__}; expected a csl.data.Hierarchy")
-    probs = getattr(p.bank, 'probs', None)
-    if not isinstance(probs, (list, tuple)) or not probs or not all(isinstance(t, torch.Tensor) for t in probs):
-        raise InputError(f"bank: got {type(p.bank).__name__} with probs={type(probs).__name__}; expected a TeacherBank (any object whose .probs is a list of (N, K_l, C) tensors, one per level)")
-    if not isinstance(p.truth, Truth): raise InputError(f"truth: got {type(p.truth).__name__}; expected a Truth(labels, domains)")
-    if not isinstance(p.splits, dict): raise InputError(f"splits: got {type(p.splits).__name__}; expected a dict 'pool'/'val'/'test' (and 'teach') -> index tensors")
-    named = dict(feats=p.feats, **{f'bank.probs[{l}]': t for l, t in enumerate(probs)}, **{'truth.labels': p.truth.labels, 'truth.domains': p.truth.domains,
-                 'val_labels': p.val_labels, 'teach_units': p.teach_units}, **{f'splits[{k!r}]': v for k, v in p.splits.items()})
-    for name, t in named.items():
-        if isinstance(t, torch.Tensor) and t.device.type != 'cpu':
-            raise InputError(f"{name} is on {t.device}; expected the CPU: a Problem keeps its tensors there and co_supervise moves what each student needs to `device` (pass {name.split('[')[0]}.cpu())")
-
-# %% ../nbs/07_cosupervise.ipynb #c0098356
-def _check_splits(p:Problem, n:int):
-    "Split indices: integer, in range, distinct, the splits disjoint, pool/val/test non-empty."
-    if set(p.splits) - {'teach', 'pool', 'val', 'test'}: raise InputError(f"splits: keys {sorted(p.splits)}; expected 'pool', 'val', 'test' and optionally 'teach'")
-    missing = [s for s in ('pool', 'val', 'test') if s not in p.splits or len(p.splits[s]) == 0]
-    if missing: raise InputError(f"splits: {missing} missing or empty; expected index tensors for 'pool', 'val' and 'test'")
-    for k, v in p.splits.items():
-        v = check_ids(v, None, n, f'splits[{k!r}]', f'sample indices (feats has N={n} rows)')
-        if len(v.unique()) != len(v): raise InputError(f"splits[{k!r}]: {len(v) - len(v.unique())} repeated indices; expected distinct sample indices")
-    ks = sorted(p.splits)
-    for i, a in enumerate(ks):
-        seen = torch.zeros(n, dtype=torch.bool); seen[p.splits[a].long()] = True  # (N,)
-        for b in ks[i + 1:]:
-            both = int(seen[p.splits[b].long()].sum())
-            if both: raise InputError(f"splits[{a!r}] and splits[{b!r}] share {both} samples; expected disjoint splits (a shared sample leaks labels or inflates accuracy)")
-
-# %% ../nbs/07_cosupervise.ipynb #91756d43
-def _check_problem(p:Problem):
-    "One clear error for each way the pieces can disagree."
-    _check_types(p)
-    n = check_features(p.feats, 'feats').shape[0]
-    check_shape(p.truth.labels, (n,), 'labels (one per feature row)')
-    for l, pr in enumerate(p.bank.probs):
-        if pr.ndim != 3 or pr.shape[0] != n: raise InputError(f"bank.probs[{l}]: shape {tuple(pr.shape)}; expected ({n}, K_{l}, C) to match feats with N={n}")
-        if pr.shape[2] != p.n_classes: raise InputError(f"bank.probs[{l}]: C={pr.shape[2]} classes but bank.probs[0] has C={p.n_classes}; expected every level over the same classes")
-    if len(p.bank.probs) != p.hierarchy.n_levels: raise InputError(f"bank has {len(p.bank.probs)} levels but the hierarchy has {p.hierarchy.n_levels}")
-    for l, pr in enumerate(p.bank.probs):
-        if pr.shape[1] != p.hierarchy.n_teachers(l): raise InputError(f"bank.probs[{l}] has {pr.shape[1]} teachers but the hierarchy's level {l} has {p.hierarchy.n_teachers(l)} scopes")
-    for l, pr in enumerate(p.bank.probs): check_probs(pr, f'bank.probs[{l}]')
-    c, h = p.n_classes, p.hierarchy
-    if h.kind == 'class' and h.n_units != c: raise InputError(f"class hierarchy over {h.n_units} classes but the teachers output C={c}")
-    check_ids(p.truth.labels, n, c, 'truth.labels', f'class ids (the teachers output C={c})')
-    if h.kind == 'domain' and p.truth.domains is None: raise InputError("truth.domains is None but the hierarchy is over domains; expected (N,) domain ids (the oracle and the measurements route by them)")
-    if p.truth.domains is not None: check_ids(p.truth.domains, n, h.n_units if h.kind == 'domain' else None, 'truth.domains', 'domain ids')
-    _check_splits(p, n)
-    check_ids(p.val_labels, len(p.splits['val']), c, 'val_labels', 'class ids')
-    if h.kind == 'domain':
-        if p.teach_units is None: raise InputError("a domain hierarchy needs teach_units (the domain of each teacher-training sample) to fit the domain gate")
-        check_ids(p.teach_units, len(p.splits.get('teach', ())), h.n_units, "teach_units (one per splits['teach'] sample)", 'domain ids')
-
 # %% ../nbs/07_cosupervise.ipynb #eca41a1e
 def problem_from(data:CSLData, # the dataset (labels, domains, splits)
                  feats:torch.Tensor, # (N, D) strong features of every sample of `data`
@@ -482,6 +427,61 @@ class Report:
         return '\n'.join(head + ['| ' + ' | '.join(f(r[c]) for c in cols) + ' |' for r in self.rows])
     def __str__(self): return self._repr_markdown_()
 
+
+# %% ../nbs/07_cosupervise.ipynb #cfd6c936
+def _check_types(p:Problem):
+    "The pieces are what they claim to be, and every tensor sits on the CPU."
+    if not isinstance(p.hierarchy, Hierarchy): raise InputError(f"hierarchy: got {type(p.hierarchy).__name__}; expected a csl.data.Hierarchy")
+    probs = getattr(p.bank, 'probs', None)
+    if not isinstance(probs, (list, tuple)) or not probs or not all(isinstance(t, torch.Tensor) for t in probs):
+        raise InputError(f"bank: got {type(p.bank).__name__} with probs={type(probs).__name__}; expected a TeacherBank (any object whose .probs is a list of (N, K_l, C) tensors, one per level)")
+    if not isinstance(p.truth, Truth): raise InputError(f"truth: got {type(p.truth).__name__}; expected a Truth(labels, domains)")
+    if not isinstance(p.splits, dict): raise InputError(f"splits: got {type(p.splits).__name__}; expected a dict 'pool'/'val'/'test' (and 'teach') -> index tensors")
+    named = dict(feats=p.feats, **{f'bank.probs[{l}]': t for l, t in enumerate(probs)}, **{'truth.labels': p.truth.labels, 'truth.domains': p.truth.domains,
+                 'val_labels': p.val_labels, 'teach_units': p.teach_units}, **{f'splits[{k!r}]': v for k, v in p.splits.items()})
+    for name, t in named.items():
+        if isinstance(t, torch.Tensor) and t.device.type != 'cpu':
+            raise InputError(f"{name} is on {t.device}; expected the CPU: a Problem keeps its tensors there and co_supervise moves what each student needs to `device` (pass {name.split('[')[0]}.cpu())")
+
+# %% ../nbs/07_cosupervise.ipynb #c0098356
+def _check_splits(p:Problem, n:int):
+    "Split indices: integer, in range, distinct, the splits disjoint, pool/val/test non-empty."
+    if set(p.splits) - {'teach', 'pool', 'val', 'test'}: raise InputError(f"splits: keys {sorted(p.splits)}; expected 'pool', 'val', 'test' and optionally 'teach'")
+    missing = [s for s in ('pool', 'val', 'test') if s not in p.splits or len(p.splits[s]) == 0]
+    if missing: raise InputError(f"splits: {missing} missing or empty; expected index tensors for 'pool', 'val' and 'test'")
+    for k, v in p.splits.items():
+        v = check_ids(v, None, n, f'splits[{k!r}]', f'sample indices (feats has N={n} rows)')
+        if len(v.unique()) != len(v): raise InputError(f"splits[{k!r}]: {len(v) - len(v.unique())} repeated indices; expected distinct sample indices")
+    ks = sorted(p.splits)
+    for i, a in enumerate(ks):
+        seen = torch.zeros(n, dtype=torch.bool); seen[p.splits[a].long()] = True  # (N,)
+        for b in ks[i + 1:]:
+            both = int(seen[p.splits[b].long()].sum())
+            if both: raise InputError(f"splits[{a!r}] and splits[{b!r}] share {both} samples; expected disjoint splits (a shared sample leaks labels or inflates accuracy)")
+
+# %% ../nbs/07_cosupervise.ipynb #91756d43
+def _check_problem(p:Problem):
+    "One clear error for each way the pieces can disagree."
+    _check_types(p)
+    n = check_features(p.feats, 'feats').shape[0]
+    check_shape(p.truth.labels, (n,), 'labels (one per feature row)')
+    for l, pr in enumerate(p.bank.probs):
+        if pr.ndim != 3 or pr.shape[0] != n: raise InputError(f"bank.probs[{l}]: shape {tuple(pr.shape)}; expected ({n}, K_{l}, C) to match feats with N={n}")
+        if pr.shape[2] != p.n_classes: raise InputError(f"bank.probs[{l}]: C={pr.shape[2]} classes but bank.probs[0] has C={p.n_classes}; expected every level over the same classes")
+    if len(p.bank.probs) != p.hierarchy.n_levels: raise InputError(f"bank has {len(p.bank.probs)} levels but the hierarchy has {p.hierarchy.n_levels}")
+    for l, pr in enumerate(p.bank.probs):
+        if pr.shape[1] != p.hierarchy.n_teachers(l): raise InputError(f"bank.probs[{l}] has {pr.shape[1]} teachers but the hierarchy's level {l} has {p.hierarchy.n_teachers(l)} scopes")
+    for l, pr in enumerate(p.bank.probs): check_probs(pr, f'bank.probs[{l}]')
+    c, h = p.n_classes, p.hierarchy
+    if h.kind == 'class' and h.n_units != c: raise InputError(f"class hierarchy over {h.n_units} classes but the teachers output C={c}")
+    check_ids(p.truth.labels, n, c, 'truth.labels', f'class ids (the teachers output C={c})')
+    if h.kind == 'domain' and p.truth.domains is None: raise InputError("truth.domains is None but the hierarchy is over domains; expected (N,) domain ids (the oracle and the measurements route by them)")
+    if p.truth.domains is not None: check_ids(p.truth.domains, n, h.n_units if h.kind == 'domain' else None, 'truth.domains', 'domain ids')
+    _check_splits(p, n)
+    check_ids(p.val_labels, len(p.splits['val']), c, 'val_labels', 'class ids')
+    if h.kind == 'domain':
+        if p.teach_units is None: raise InputError("a domain hierarchy needs teach_units (the domain of each teacher-training sample) to fit the domain gate")
+        check_ids(p.teach_units, len(p.splits.get('teach', ())), h.n_units, "teach_units (one per splits['teach'] sample)", 'domain ids')
 
 # %% ../nbs/07_cosupervise.ipynb #3edd854b
 def synthetic_problem(n:int=1200, # samples

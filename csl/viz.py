@@ -65,8 +65,10 @@ _SYMBOLS = dict(oracle='star', ensemble='diamond', confidence_routing='x')
 def _ref_lines(fig:go.Figure, hist:History):
     "Horizontal lines for the weak supervisor and the strong ceiling, when known."
     for name, v in (('weak', hist.weak_acc), ('ceiling', hist.ceiling_acc)):
-        if not math.isnan(v): fig.add_hline(y=v, line=dict(dash='dash', color=COLORS[name], width=1),
-                                             annotation_text=f'{name} {v:.3f}', annotation_position='bottom right')
+        if math.isnan(v): continue
+        where = 'top left' if name == 'ceiling' else 'bottom left'  # clear of the PGR labels at the right
+        fig.add_hline(y=v, line=dict(dash='dash', color=COLORS[name], width=1), annotation_text=f'{name} {v:.3f}',
+                      annotation_position=where)
 
 # %% ../nbs/08_viz.ipynb #afef206c
 def accuracy_by_level(hist:History, # a run's history (complete or in progress)
@@ -117,7 +119,8 @@ def hierarchy_figure(h, # a `csl.data.Hierarchy`
             labels.append(f'L{l} teacher {k}: {_scope_name(scope, names)}')
     fig = go.Figure(go.Icicle(ids=ids, labels=labels, parents=parents, tiling=dict(orientation='v'),
                               root=dict(color='#eeeeee')))
-    return fig.update_layout(title=f'{h.kind} hierarchy: teachers per level {[h.n_teachers(l) for l in range(h.n_levels)]}',
+    per_level = [h.n_teachers(l) for l in range(h.n_levels)]
+    return fig.update_layout(title=f'{h.kind} hierarchy: teachers per level {per_level}',
                              height=height, margin=dict(t=50, b=10, l=10, r=10))
 
 # %% ../nbs/08_viz.ipynb #e448663a
