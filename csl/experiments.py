@@ -46,7 +46,8 @@ class Preset:
     data_kw:dict=field(default_factory=dict) # options for the dataset loader
     needs:str='' # what must be present: data, weights, internet
     expected:dict|None=None # published numbers to compare with, if any
-    pretrained:bool=True # the strong backbone's pretrained weights; False: random weights (a control, or an offline test stand-in)
+    # the strong backbone's pretrained weights; False: random weights (a control, or an offline test stand-in)
+    pretrained:bool=True
     split_seed:int|None=None # data split seed; None: the run's seed
     teacher_seed:int|None=None # the teachers' seed; None: the run's seed. Fixed: the same teachers for every seed
     batch_size:int=256 # images per forward pass when extracting features (raise it on a big GPU)
@@ -90,7 +91,8 @@ def _imagenet_paper(name:str, soft:bool, pgr:dict)->Preset:
     return Preset(name, 'imagenet', 'blocks8', _PAPER_TEACHERS, csl, backbone='dinov2_vits14_reg', teacher_seed=0,
                   data_kw=dict(_PAPER_DATA), batch_size=512, needs_root=True,
                   expected=dict(pgr=pgr, labels='soft' if soft else 'hard', source=_PAPER_SOURCE),
-                  needs=f"ImageNet-1k in torchvision's layout under --root: meta.bin (or ILSVRC2012_devkit_t12.tar.gz), val/ (50,000 images) "
+                  needs="ImageNet-1k in torchvision's layout under --root: meta.bin (or "
+                        "ILSVRC2012_devkit_t12.tar.gz), val/ (50,000 images) "
                         f"and train/ (teachers: 8 % of every class; validation: 10,000 more); weights: {_WEIGHTS}")
 
 _OTHER_CSL = replace(_PAPER_CSL, assign='neighbours')  # the paper's student on other data, with the package's gate
@@ -99,24 +101,27 @@ PRESETS.update({p.name: p for p in [
     _imagenet_paper('imagenet-paper-hard', False, {1: .497, 2: .638, 4: .670, 8: .694}),
     Preset('cifar100-superclass', 'cifar-100', 'superclasses-2-4', _PAPER_TEACHERS, _OTHER_CSL,
            backbone='dinov2_vits14_reg', data_kw=dict(n_teach=0.1, n_val=0.1), batch_size=512,
-           needs=f"CIFAR-100 (cifar-100-python/) under --root or the cache folder; --download fetches it (161 MB); weights: {_WEIGHTS}"),
+           needs=f"CIFAR-100 (cifar-100-python/) under --root or the cache folder; --download fetches it (161 MB); "
+                 f"weights: {_WEIGHTS}"),
     Preset('domainnet', 'domainnet', 'domains', _PAPER_TEACHERS, _OTHER_CSL, backbone='dinov2_vits14_reg',
            data_kw=dict(n_teach=0.1, val=0.05, test=0.2, max_per_domain=20000), batch_size=512, needs_root=True,
-           needs=f"DomainNet's six domains unzipped under --root as <domain>/<class>/<image> (https://ai.bu.edu/M3SDA/, ~20 GB; "
+           needs="DomainNet's six domains unzipped under --root as <domain>/<class>/<image> "
+                 "(https://ai.bu.edu/M3SDA/, ~20 GB; "
                  f"20,000 images per domain are drawn); weights: {_WEIGHTS}"),
 ]})
 
 def get_preset(name:str)->Preset:
     "The preset called `name`."
-    if name not in PRESETS: raise InputError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)} (see `csl presets`)")
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)} (see `csl presets`)")
     return PRESETS[name]
 
 # %% ../nbs/12_experiments.ipynb #779ec78d
 def configure(preset:Preset|str, # a preset or its name
               backbone:str|None=None, # another strong backbone (a key of `csl.features.BACKBONES`)
-              random_weights:bool=False, # random weights for the strong backbone and the AlexNet teachers (offline tests)
+              random_weights:bool=False, # random weights for the strong backbone and AlexNet teachers (offline)
               labels:str|None=None, # 'hard' or 'soft' teacher labels for the student
-              teachers:str|None=None, # a folder of teacher checkpoints `level{l}-teacher{k}.pt` used instead of training
+              teachers:str|None=None, # a folder of checkpoints `level{l}-teacher{k}.pt` used instead of training
               batch_size:int|None=None, # images per forward pass for feature extraction
               teacher_steps:int|None=None, # optimisation steps per teacher (a quick look; the paper: 1000)
               select:str|None=None, # which student judges the next level: 'val' or 'last' (the release)
@@ -125,12 +130,17 @@ def configure(preset:Preset|str, # a preset or its name
     "A copy of `preset` with overrides applied."
     p = get_preset(preset) if isinstance(preset, str) else preset
     if labels not in (None, 'hard', 'soft'): raise InputError(f"labels={labels!r}; expected 'hard' or 'soft'")
-    if teachers is not None and not Path(teachers).expanduser().is_dir(): raise InputError(f"teachers={str(teachers)!r} is not a folder; expected level{{l}}-teacher{{k}}.pt files")
-    if batch_size is not None and int_at_least(1)(batch_size): raise InputError(f"batch_size={batch_size!r}; expected an int >= 1")
-    kw = dict(backbone=backbone or p.backbone, pretrained=p.pretrained and not random_weights, batch_size=p.batch_size if batch_size is None else batch_size,
-              data_kw={**p.data_kw, **data_kw}, teachers=replace(p.teachers, pretrained=p.teachers.pretrained and not random_weights,
-                                                              checkpoints=str(Path(teachers).expanduser().resolve()) if teachers else p.teachers.checkpoints,
-                                                              steps=p.teachers.steps if teacher_steps is None else teacher_steps))  # 0 is refused by TeacherConfig, not ignored
+    if teachers is not None and not Path(teachers).expanduser().is_dir():
+        raise InputError(f"teachers={str(teachers)!r} is not a folder; expected level{{l}}-teacher{{k}}.pt files")
+    if batch_size is not None and int_at_least(1)(batch_size):
+        raise InputError(f"batch_size={batch_size!r}; expected an int >= 1")
+    checkpoints = str(Path(teachers).expanduser().resolve()) if teachers else p.teachers.checkpoints
+    steps = p.teachers.steps if teacher_steps is None else teacher_steps  # 0 is refused by TeacherConfig, not ignored
+    teach = replace(p.teachers, pretrained=p.teachers.pretrained and not random_weights, checkpoints=checkpoints,
+                    steps=steps)
+    kw = dict(backbone=backbone or p.backbone, pretrained=p.pretrained and not random_weights,
+              batch_size=p.batch_size if batch_size is None else batch_size, data_kw={**p.data_kw, **data_kw},
+              teachers=teach)
     if select not in (None, 'val', 'last'): raise InputError(f"select={select!r}; expected 'val' or 'last'")
     probe = replace(p.csl.probe, **({'soft': labels == 'soft'} if labels else {}))
     probe = replace(probe, **({'select': select} if select else {}))
@@ -140,10 +150,13 @@ def configure(preset:Preset|str, # a preset or its name
 def _check_root(preset:Preset, root)->Path|None:
     "The data folder, or one clear error when the preset needs one that is not there."
     if root is None:
-        if preset.needs_root: raise InputError(f"preset {preset.name!r} needs its data in a local folder: pass --root DIR (root=). It needs: {preset.needs}")
+        if preset.needs_root:
+            raise InputError(f"preset {preset.name!r} needs its data in a local folder: pass --root DIR (root=). It "
+                             f"needs: {preset.needs}")
         return None
     root = Path(root).expanduser()
-    if not root.is_dir(): raise InputError(f"root={str(root)!r} is not a folder; preset {preset.name!r} needs: {preset.needs}")
+    if not root.is_dir():
+        raise InputError(f"root={str(root)!r} is not a folder; preset {preset.name!r} needs: {preset.needs}")
     return root
 
 # %% ../nbs/12_experiments.ipynb #0aef7ee3
@@ -158,8 +171,10 @@ def build_problem(preset:Preset|str, # what to run
     preset = get_preset(preset) if isinstance(preset, str) else preset
     t = {}; t0 = time.perf_counter(); root = _check_root(preset, root)
     split_seed = seed if preset.split_seed is None else preset.split_seed
-    data = load_dataset(preset.dataset, root=root, seed=split_seed, cache_dir=cache_dir, **preset.data_kw); t['data_s'] = time.perf_counter() - t0
-    feats = get_features(data, preset.backbone, cache_dir=cache_dir, device=device, pretrained=preset.pretrained, batch_size=preset.batch_size, log=log)
+    data = load_dataset(preset.dataset, root=root, seed=split_seed, cache_dir=cache_dir, **preset.data_kw)
+    t['data_s'] = time.perf_counter() - t0
+    feats = get_features(data, preset.backbone, cache_dir=cache_dir, device=device, pretrained=preset.pretrained,
+                         batch_size=preset.batch_size, log=log)
     t['features_s'] = time.perf_counter() - t0 - t['data_s']
     t1 = time.perf_counter()
     teacher_seed = seed if preset.teacher_seed is None else preset.teacher_seed
@@ -176,8 +191,9 @@ def run_seed(preset:Preset, seed:int=0, device='auto', cache_dir=None, cbs=(), l
     for kind in preset.labels:
         t0, cfg = time.perf_counter(), replace(preset.csl, probe=replace(preset.csl.probe, soft=kind == 'soft'))
         hist = co_supervise(prob, cfg, seed=seed, device=device, cbs=cbs)
-        hist.meta.update(preset=preset.name, dataset=data.name, n=len(data), splits={k: len(v) for k, v in data.splits.items()},
-                         feature_dim=prob.feats.shape[1], timing_s={**t, 'cosupervise_s': time.perf_counter() - t0},
+        hist.meta.update(preset=preset.name, dataset=data.name, n=len(data),
+                         splits={k: len(v) for k, v in data.splits.items()}, feature_dim=prob.feats.shape[1],
+                         timing_s={**t, 'cosupervise_s': time.perf_counter() - t0},
                          unit_names=prob.hierarchy.names, class_names=data.classes)
         hists[kind] = hist
     return hists
@@ -206,7 +222,8 @@ def _load_seed(path:Path, key:str)->dict|None:
     try:
         d = json.loads(Path(path).read_text())
         if d.get('key') != key: return None
-        History.from_dict(d['history'])  # the preset's own kind, also kept at the top for readers: it must be intact too
+        # the preset's own kind, also kept at the top for readers: it must be intact too
+        History.from_dict(d['history'])
         return {k: History.from_dict(v) for k, v in d['histories'].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError): return None  # damaged: redo the seed
 
@@ -225,7 +242,8 @@ def collect(preset:Preset, # the preset that was run
     rows, empty = [], dict.fromkeys(RESULT_FIELDS)
     for kind in kinds:
         reps = [Report.from_history(h[kind]) for h in per_seed]
-        methods = list(dict.fromkeys(r['method'] for rep in reps for r in rep.rows))  # every method any seed ran, in order
+        # every method any seed ran, in order
+        methods = list(dict.fromkeys(r['method'] for rep in reps for r in rep.rows))
         for m in methods:
             per = [next((r for r in rep.rows if r['method'] == m), None) for rep in reps]  # None: this seed lacks it
             r0 = next(r for r in per if r is not None)
@@ -248,11 +266,13 @@ def run_experiment(preset:str|Preset=DEFAULT_PRESET, # preset name or object
     "Run a preset for several seeds (resuming finished ones) and write `out/results.json`."
     preset = get_preset(preset) if isinstance(preset, str) else preset
     seeds = list(seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) or len(set(seeds)) < len(seeds):
+    seed_ok = lambda s: isinstance(s, int) and not isinstance(s, bool) and s >= 0
+    if not seeds or not all(map(seed_ok, seeds)) or len(set(seeds)) < len(seeds):
         raise InputError(f"seeds={seeds!r}; expected one or more distinct ints >= 0")
     root = _check_root(preset, root)
     out = Path(out) if out is not None else Path('results')/preset.name
-    key = cache_key(config=preset_config(preset), version=csl.__version__, **({'root': str(root.resolve())} if root else {}))
+    where = {'root': str(root.resolve())} if root else {}
+    key = cache_key(config=preset_config(preset), version=csl.__version__, **where)
     t0, hists, reused = time.perf_counter(), {}, []
     for s in seeds:
         h = _load_seed(seed_file(out, s), key)
@@ -264,7 +284,8 @@ def run_experiment(preset:str|Preset=DEFAULT_PRESET, # preset name or object
         hists[s] = h
         if log: log(f"seed {s}: {'reused' if s in reused else 'done'} ({time.perf_counter() - t0:.1f} s)")
     timing = dict(total=time.perf_counter() - t0, reused_seeds=reused,
-                  per_seed={s: {k: v.meta.get('timing_s', {}) for k, v in hists[s].items()} for s in seeds if s not in reused})
+                  per_seed={s: {k: v.meta.get('timing_s', {}) for k, v in hists[s].items()}
+                            for s in seeds if s not in reused})
     res = collect(preset, hists, timing)
     _write_json(out/'results.json', res)
     return res
@@ -281,8 +302,10 @@ def result_row(res:dict, # a results dict
               )->dict:
     "The row of `method` (and `labels`) in a results dict."
     r = next((r for r in res['rows'] if r['method'] == method and labels in (None, r.get('labels'))), None)
-    if r is None: raise InputError(f"no row method={method!r}, labels={labels!r} in these results; "
-                                   f"methods: {sorted({r['method'] for r in res['rows']})}, labels: {res.get('labels')}")
+    if r is None:
+        methods = sorted({r['method'] for r in res['rows']})
+        raise InputError(f"no row method={method!r}, labels={labels!r} in these results; "
+                         f"methods: {methods}, labels: {res.get('labels')}")
     return r
 
 def mean_of(res:dict, method:str, field:str='test_acc', labels:str|None=None)->float|None:
@@ -308,11 +331,13 @@ def results_table(res:dict, # a results dict (as written to results.json)
     cols = ['method', 'teachers', *fields]
     lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
     rows = [r for r in res['rows'] if kind is None or r.get('labels', kind) == kind]
-    lines += ['| ' + ' | '.join([r['method'], str(r['n_teachers'])] + [_cell(r[f]) for f in fields]) + ' |' for r in rows]
+    cells = lambda r: [r['method'], str(r['n_teachers'])] + [_cell(r[f]) for f in fields]
+    lines += ['| ' + ' | '.join(cells(r)) + ' |' for r in rows]
     return head + '\n'.join(lines)
 
 def _random_weights(cfg:dict)->bool:
-    return cfg.get('pretrained', True) is False or (cfg.get('teachers', {}).get('kind') == 'alexnet_head' and cfg['teachers'].get('pretrained') is False)
+    t = cfg.get('teachers', {})
+    return cfg.get('pretrained', True) is False or (t.get('kind') == 'alexnet_head' and t.get('pretrained') is False)
 
 
 # %% ../nbs/12_experiments.ipynb #4696b618

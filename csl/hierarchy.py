@@ -17,22 +17,28 @@ __all__ = ['Hierarchy']
 def _check_levels(levels:list, n:int):
     if not levels: raise InputError("Hierarchy: no levels; expected level 0 with one scope holding all units")
     if len(levels[0]) != 1 or sorted(levels[0][0]) != list(range(n)):
-        raise InputError(f"Hierarchy: level 0 has {len(levels[0])} scope(s) covering {sum(map(len, levels[0]))} units; expected one scope holding all {n} units")
+        raise InputError(f"Hierarchy: level 0 has {len(levels[0])} scope(s) covering {sum(map(len, levels[0]))} "
+                         f"units; expected one scope holding all {n} units")
     for l, lvl in enumerate(levels):
         count = torch.zeros(n, dtype=torch.long)
         for k, s in enumerate(lvl):
-            if not s: raise InputError(f"Hierarchy: level {l} scope {k} is empty; expected every scope to hold at least one unit")
+            if not s:
+                raise InputError(f"Hierarchy: level {l} scope {k} is empty; expected every scope to hold at least "
+                                 "one unit")
             bad = [u for u in s if not 0 <= u < n]
             if bad: raise InputError(f"Hierarchy: level {l} scope {k} holds units {bad[:5]} outside [0, {n})")
             count[s] += 1
         if (count != 1).any():
             many, none = (count > 1).nonzero().squeeze(1).tolist()[:10], (count == 0).nonzero().squeeze(1).tolist()[:10]
-            what = '; '.join(([f"units {many} in several scopes"] if many else []) + ([f"units {none} in none"] if none else []))
-            raise InputError(f"Hierarchy: level {l} is not a partition: {what}; expected every unit in exactly one scope")
+            what = [f"units {many} in several scopes"] if many else []
+            what = '; '.join(what + ([f"units {none} in none"] if none else []))
+            raise InputError(f"Hierarchy: level {l} is not a partition: {what}; expected every unit in exactly one "
+                             "scope")
 
 # %% ../nbs/02_hierarchy.ipynb #8ccd5231
 class Hierarchy:
-    "Scopes of teachers per level: level 0 is one scope of all units, each level partitions them, children nest in parents."
+    "Scopes of teachers per level: level 0 is one scope of all units, each level partitions them, children nest in "
+    "parents."
     def __init__(self, levels:list, # per level, a list of scopes; a scope is a list of unit ids
                  kind:str='class', # units are 'class' ids or 'domain' ids
                  n_units:int|None=None, # number of units; None: inferred from level 0
@@ -40,7 +46,8 @@ class Hierarchy:
                 ):
         if kind not in ('class', 'domain'): raise InputError(f"Hierarchy: kind={kind!r}; expected 'class' or 'domain'")
         levels = [[sorted(int(u) for u in s) for s in lvl] for lvl in levels]
-        n = n_units if n_units is not None else (1 + max((u for s in levels[0] for u in s), default=-1) if levels else 0)
+        top = 1 + max((u for s in levels[0] for u in s), default=-1) if levels else 0  # units the top level covers
+        n = n_units if n_units is not None else top
         _check_levels(levels, n)
         if names is not None and len(names) != n: raise InputError(f"Hierarchy: {len(names)} names for {n} units")
         self.levels, self.kind, self.n_units, self.names = levels, kind, n, names
@@ -52,11 +59,14 @@ class Hierarchy:
         for l in range(1, len(levels)):
             spread = [sorted({int(self._owner[l-1][u]) for u in s}) for s in levels[l]]
             bad = [(k, p) for k, p in enumerate(spread) if len(p) > 1]
-            if bad: raise InputError(f"Hierarchy: level {l} scope {bad[0][0]} {levels[l][bad[0][0]][:10]} straddles level-{l-1} scopes {bad[0][1]}; expected each child inside exactly one parent")
+            if bad:
+                raise InputError(f"Hierarchy: level {l} scope {bad[0][0]} {levels[l][bad[0][0]][:10]} straddles "
+                                 f"level-{l-1} scopes {bad[0][1]}; expected each child inside exactly one parent")
 
 # %% ../nbs/02_hierarchy.ipynb #3b92f24b
 def _check_level(self, l:int, lo:int=0):
-    if not isinstance(l, int) or not lo <= l < self.n_levels: raise InputError(f"Hierarchy: level={l!r}; expected an int in [{lo}, {self.n_levels})")
+    if not isinstance(l, int) or not lo <= l < self.n_levels:
+        raise InputError(f"Hierarchy: level={l!r}; expected an int in [{lo}, {self.n_levels})")
 
 @patch(as_prop=True)
 def n_levels(self:Hierarchy)->int: return len(self.levels)
@@ -82,7 +92,8 @@ def scope_mask(self:Hierarchy, l:int)->torch.Tensor:
 # %% ../nbs/02_hierarchy.ipynb #0fd01416
 def _split_scopes(level:list, parts:int)->list:
     "Cut every scope of `level` into `parts` contiguous pieces of near-equal size."
-    if any(len(s) < parts for s in level): raise InputError(f"Hierarchy: cannot split a scope of {min(map(len, level))} units into {parts} parts")
+    if any(len(s) < parts for s in level):
+        raise InputError(f"Hierarchy: cannot split a scope of {min(map(len, level))} units into {parts} parts")
     return [p.tolist() for s in level for p in np.array_split(np.array(s), parts)]
 
 @patch(cls_method=True)
@@ -99,14 +110,16 @@ def class_blocks(cls:Hierarchy, n_classes:int, # C
 # %% ../nbs/02_hierarchy.ipynb #220b5eb5
 @patch(cls_method=True)
 def superclasses(cls:Hierarchy, groups:list, # natural groups of class ids (the deepest level)
-                 via:tuple=(), # teachers at intermediate levels, each a multiple of the one before: (2, 4) gives 1 -> 2 -> 4 -> len(groups)
+                 via:tuple=(), # teachers at intermediate levels, each a multiple of the last: (2, 4): 1 -> 2 -> 4 -> G
                  n_classes:int|None=None, # C; None: inferred
                  names:list|None=None, # class names
                 )->Hierarchy:
     "Class specialists ending at natural superclasses, through contiguous blocks of groups."
     blocks, prev = [[list(range(len(groups)))]], 1  # levels over group ids
     for k in via:
-        if k % prev or not prev < k < len(groups): raise InputError(f"Hierarchy.superclasses: via={via}; expected increasing counts, each a multiple of the last, below {len(groups)} groups")
+        if k % prev or not prev < k < len(groups):
+            raise InputError(f"Hierarchy.superclasses: via={via}; expected increasing counts, each a multiple of the "
+                             f"last, below {len(groups)} groups")
         blocks.append(_split_scopes(blocks[-1], k // prev)); prev = k
     levels = [[sorted(c for g in b for c in groups[g]) for b in lvl] for lvl in blocks] + [[list(g) for g in groups]]
     return cls(levels, 'class', n_classes, names)
@@ -124,7 +137,11 @@ def _hier_md(self)->str:
     def show(s):
         if len(s) <= 5: return ', '.join(str(self.names[u]) if self.names else str(u) for u in s)
         return f"{s[0]}..{s[-1]}: {len(s)} {unit}" if s[-1] - s[0] == len(s) - 1 else f"{len(s)} {unit}"
-    rows = [f"| {l} | {len(lvl)} | " + '; '.join(f"[{show(s)}]" for s in lvl[:8]) + (' ...' if len(lvl) > 8 else '') + ' |' for l, lvl in enumerate(self.levels)]
-    return '\n'.join([f"**Hierarchy** of {self.n_units} {unit}, {self.n_levels} levels", '', '| level | teachers | scopes |', '|---|---|---|'] + rows)
+    scopes = lambda lvl: '; '.join(f"[{show(s)}]" for s in lvl[:8]) + (' ...' if len(lvl) > 8 else '')
+    rows = [f"| {l} | {len(lvl)} | {scopes(lvl)} |" for l, lvl in enumerate(self.levels)]
+    head = [f"**Hierarchy** of {self.n_units} {unit}, {self.n_levels} levels", '',
+            '| level | teachers | scopes |', '|---|---|---|']
+    return '\n'.join(head + rows)
 Hierarchy._repr_markdown_ = _hier_md
-Hierarchy.__repr__ = lambda self: f"Hierarchy(kind={self.kind!r}, units={self.n_units}, teachers per level={[len(l) for l in self.levels]})"
+Hierarchy.__repr__ = lambda self: (f"Hierarchy(kind={self.kind!r}, units={self.n_units}, "
+                                   f"teachers per level={[len(l) for l in self.levels]})")

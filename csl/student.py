@@ -30,16 +30,20 @@ class ProbeConfig:
     standardize:bool=True # standardize features with the training samples' mean and std (kept in the probe)
     eval_batch_size:int=4096 # samples per forward pass in `predict` and validation
     fast:bool=True # linear probe: closed-form gradient and fused Adam instead of autograd (same maths); False: autograd
-    precision:str='fp32' # matmul dtype of the fast linear path: 'fp32', or 'bf16' (weights, softmax and Adam stay fp32; for GPUs and CPUs with avx512_bf16/AMX)
+    # matmul dtype of the fast linear path: 'fp32', or 'bf16' (weights, softmax and Adam stay fp32;
+    # for GPUs and CPUs with avx512_bf16/AMX)
+    precision:str='fp32'
     select:str='val' # weights kept: 'val', the best validation epoch; 'last', the last epoch (the release)
 
     def __post_init__(self):
         bad = [f"{k}={getattr(self,k)!r} (expected {e})" for k,ok,e in [
             ('hidden', self.hidden >= 0, '>= 0'), ('epochs', self.epochs >= 1, '>= 1'), ('lr', self.lr > 0, '> 0'),
-            ('wd', self.wd >= 0, '>= 0'), ('batch_size', self.batch_size >= 1, '>= 1'), ('aux_conf', 0 <= self.aux_conf <= 1, 'in [0, 1]'),
-            ('aux_warmup', 0 <= self.aux_warmup <= 1, 'in [0, 1]'), ('eval_batch_size', self.eval_batch_size >= 1, '>= 1'),
+            ('wd', self.wd >= 0, '>= 0'), ('batch_size', self.batch_size >= 1, '>= 1'),
+            ('aux_conf', 0 <= self.aux_conf <= 1, 'in [0, 1]'), ('aux_warmup', 0 <= self.aux_warmup <= 1, 'in [0, 1]'),
+            ('eval_batch_size', self.eval_batch_size >= 1, '>= 1'),
             ('precision', self.precision in _DTYPES, f"one of {sorted(_DTYPES)}"),
-            ('precision', self.precision == 'fp32' or (self.fast and self.hidden == 0), "'fp32' unless fast=True and hidden=0: bf16 is only on the fast linear path"),
+            ('precision', self.precision == 'fp32' or (self.fast and self.hidden == 0),
+                "'fp32' unless fast=True and hidden=0: bf16 is only on the fast linear path"),
             ('select', self.select in ('val', 'last'), "'val' or 'last'")] if not ok]
         if bad: raise InputError("ProbeConfig: " + "; ".join(bad))
 
@@ -51,7 +55,8 @@ class Probe(nn.Module):
     def __init__(self, d:int, c:int, hidden:int=0):
         super().__init__()
         self.register_buffer('mean', torch.zeros(d)); self.register_buffer('std', torch.ones(d))
-        self.net = nn.Linear(d, c) if hidden == 0 else nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, c))
+        mlp = lambda: nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, c))
+        self.net = nn.Linear(d, c) if hidden == 0 else mlp()
         self.d, self.c, self.hidden = d, c, hidden
         self.val_acc, self.best_epoch, self.history, self.cfg = float('nan'), None, [], None
 
@@ -59,8 +64,10 @@ class Probe(nn.Module):
 
     def _repr_markdown_(self):
         kind = 'linear' if self.hidden == 0 else f'MLP (hidden {self.hidden})'
-        sel = f"epoch {self.best_epoch} of {len(self.history)} (val acc {self.val_acc:.4f})" if self.best_epoch is not None else f"last of {len(self.history)} epochs (no validation)"
-        return f"**Probe** {kind}: D={self.d} -> C={self.c}, {sum(p.numel() for p in self.parameters())} parameters; selected {sel}"
+        n, size = len(self.history), sum(p.numel() for p in self.parameters())
+        if self.best_epoch is not None: sel = f"epoch {self.best_epoch} of {n} (val acc {self.val_acc:.4f})"
+        else: sel = f"last of {n} epochs (no validation)"
+        return f"**Probe** {kind}: D={self.d} -> C={self.c}, {size} parameters; selected {sel}"
 
 # %% ../nbs/06_student.ipynb #2914dd59
 def soft_ce(logits:torch.Tensor, # (B, C) student logits
@@ -87,7 +94,8 @@ def aux_conf_loss(logits:torch.Tensor, # (B, C) student logits
                   target:torch.Tensor, # (B, C) teacher target distribution
                   alpha:float, # current weight of the student's own hardened prediction
                  )->torch.Tensor:
-    "Burns et al.'s auxiliary confidence loss: cross-entropy to a mix of the teacher's label and the student's hardened prediction."
+    "Burns et al.'s auxiliary confidence loss: cross-entropy to a mix of the teacher's label and the student's "
+    "hardened prediction."
     hardened = F.one_hot(logits.detach().argmax(-1), logits.shape[-1]).to(target.dtype)  # (B, C)
     return soft_ce(logits, (1 - alpha) * target + alpha * hardened)
 
@@ -99,15 +107,18 @@ def as_target(targets:torch.Tensor, # (N,) int class ids or (N, C) probabilities
               name:str='targets', # argument name, for messages
              )->torch.Tensor: # (N, C) float32 target distribution
     "Turn class ids or teacher probabilities into a `(N, C)` float32 target distribution, checking them."
-    if not isinstance(targets, torch.Tensor): raise InputError(f"{name}: expected a tensor, got {type(targets).__name__}")
+    if not isinstance(targets, torch.Tensor):
+        raise InputError(f"{name}: expected a tensor, got {type(targets).__name__}")
     if targets.is_floating_point():
         check_shape(targets, (n, None if n_classes is None else n_classes), name); check_probs(targets, name)
         return targets.float() if soft else F.one_hot(targets.argmax(1), targets.shape[1]).float()  # (N, C)
-    if targets.dtype == torch.bool or targets.is_complex(): raise InputError(f"{name}: dtype {targets.dtype}; expected int64 class ids or float probabilities")
+    if targets.dtype == torch.bool or targets.is_complex():
+        raise InputError(f"{name}: dtype {targets.dtype}; expected int64 class ids or float probabilities")
     check_shape(targets, (n,), name)
     c = n_classes if n_classes is not None else int(targets.max()) + 1
     if n and (targets.min() < 0 or targets.max() >= c):
-        raise InputError(f"{name}: class ids range over [{int(targets.min())}, {int(targets.max())}]; expected ids in [0, {c})")
+        raise InputError(f"{name}: class ids range over [{int(targets.min())}, {int(targets.max())}]; expected ids "
+                         f"in [0, {c})")
     return F.one_hot(targets.long(), c).float()  # (N, C)
 
 # %% ../nbs/06_student.ipynb #f0cc339a
@@ -179,7 +190,7 @@ def fit_probe(x:torch.Tensor, # (N, D) frozen features of the training samples
               epochs:int|None=None, # overrides `cfg.epochs` (e.g. `scaled_epochs(...)`)
               cb=None, # optional `cb(epoch, metrics_dict)` called after every epoch
               n_classes:int|None=None, # C when `targets` are class ids that may not show every class
-              init:Probe|None=None, # warm start: copy this probe's weights (and standardisation) instead of a fresh init
+              init:Probe|None=None, # warm start: this probe's weights (and standardisation) instead of a fresh init
               x_test:torch.Tensor|None=None, # (N_test, D) measurement only: each epoch's test accuracy, in `history`
               y_test:torch.Tensor|None=None, # (N_test,) their true labels; nothing is selected on them
              )->Probe:
@@ -192,7 +203,9 @@ def fit_probe(x:torch.Tensor, # (N, D) frozen features of the training samples
     if x_test is not None: x_test, y_test = x_test.to(dev, torch.float32), y_test.to(dev)
     probe = _new_probe(x.shape[1], t.shape[1], cfg, x, seed)
     if init is not None:
-        if (init.d, init.c, init.hidden) != (probe.d, probe.c, probe.hidden): raise InputError(f"init: probe D={init.d}, C={init.c}, hidden={init.hidden}; expected D={probe.d}, C={probe.c}, hidden={probe.hidden}")
+        if (init.d, init.c, init.hidden) != (probe.d, probe.c, probe.hidden):
+            raise InputError(f"init: probe D={init.d}, C={init.c}, hidden={init.hidden}; expected D={probe.d}, "
+                             f"C={probe.c}, hidden={probe.hidden}")
         probe.load_state_dict(init.state_dict())
     probe.cfg, probe.seed, probe.n_train, probe.epochs = cfg, seed, len(x), epochs
     fast = cfg.fast and cfg.hidden == 0
@@ -241,34 +254,42 @@ def scaled_epochs(base_epochs:int, # epochs on the full pool
                   rule:str='round', # a key of `EPOCH_RULES`
                  )->int:
     "Epochs that keep the step count constant when only `keep_rate` of the samples are kept."
-    if not (isinstance(keep_rate, (int, float)) and 0 < keep_rate <= 1): raise InputError(f"keep_rate={keep_rate!r}; expected a share in (0, 1]")
+    if not (isinstance(keep_rate, (int, float)) and 0 < keep_rate <= 1):
+        raise InputError(f"keep_rate={keep_rate!r}; expected a share in (0, 1]")
     if base_epochs < 1: raise InputError(f"base_epochs={base_epochs}; expected >= 1")
     if rule not in EPOCH_RULES: raise InputError(f"scaled_epochs: rule={rule!r}; expected one of {sorted(EPOCH_RULES)}")
     return EPOCH_RULES[rule](base_epochs, keep_rate)
 
 # %% ../nbs/06_student.ipynb #404dc11d
 def _train_epoch_fast(probe, xs, t, opt, sched, cfg, perm, step, total):
-    "`_train_epoch` for the linear probe with the closed-form gradient; `xs` (N, D) are standardized features in the matmul dtype."
+    "`_train_epoch` for the linear probe with the closed-form gradient; `xs` (N, D) are standardized features in the "
+    "matmul dtype."
     w, b = probe.net.weight, probe.net.bias  # (C, D), (C,)
     tot, alpha, dt = torch.zeros((), device=xs.device), 0., xs.dtype
     for i in range(0, len(perm), cfg.batch_size):
         idx = perm[i:i+cfg.batch_size]; xb, tb = xs[idx], t[idx]  # (B, D), (B, C)
         alpha = aux_weight(step / total, cfg.aux_conf, cfg.aux_warmup)
         with torch.no_grad():
-            z = torch.addmm(b, xb, w.t()) if dt == torch.float32 else (xb @ w.t().to(dt)).float().add_(b)  # (B, C) logits
-            if cfg.aux_conf > 0: tb = (1 - alpha) * tb + alpha * F.one_hot(z.argmax(-1), z.shape[1]).to(tb.dtype)  # (B, C)
-            s, mx, tz = tb.sum(-1, keepdim=True), z.amax(-1, keepdim=True), torch.dot(tb.view(-1), z.view(-1))  # (B, 1), (B, 1), ()
+            # (B, C) logits
+            z = torch.addmm(b, xb, w.t()) if dt == torch.float32 else (xb @ w.t().to(dt)).float().add_(b)
+            # (B, C)
+            if cfg.aux_conf > 0: tb = (1 - alpha) * tb + alpha * F.one_hot(z.argmax(-1), z.shape[1]).to(tb.dtype)
+            # (B, 1), (B, 1), ()
+            s, mx, tz = tb.sum(-1, keepdim=True), z.amax(-1, keepdim=True), torch.dot(tb.view(-1), z.view(-1))
             e = z.sub_(mx).exp_(); se = e.sum(-1, keepdim=True)  # (B, C) exp(z - max) in place of the logits, (B, 1)
             tot += ((mx + se.log()) * s).sum() - tz  # sum over the batch of s * logsumexp(z) - t . z
-            g = e.mul_(s / (se * len(idx))).sub_(tb, alpha=1 / len(idx))  # (B, C) dL/dz = (s softmax(z) - t) / B, one exp per step
+            # (B, C) dL/dz = (s softmax(z) - t) / B, one exp per step
+            g = e.mul_(s / (se * len(idx))).sub_(tb, alpha=1 / len(idx))
             w.grad, b.grad = (g.t().to(dt) @ xb).float(), g.sum(0)  # (C, D), (C,)
         opt.step(); sched.step(); step += 1
     return (tot / len(perm)).item(), step, alpha
 
 @torch.no_grad()
 def _predict_fast(probe, xs, bs)->torch.Tensor:
-    "(N,) predicted classes of the linear probe on standardized features `xs`, matmuls in their dtype (validation each epoch)."
+    "(N,) predicted classes of the linear probe on standardized features `xs`, matmuls in their dtype (validation "
+    "each epoch)."
     w, b = probe.net.weight, probe.net.bias  # (C, D), (C,)
-    lin = (lambda xb: torch.addmm(b, xb, w.t())) if xs.dtype == torch.float32 else (lambda xb, wt=w.t().to(xs.dtype): (xb @ wt).float().add_(b))
+    if xs.dtype == torch.float32: lin = lambda xb: torch.addmm(b, xb, w.t())  # (B, C)
+    else: lin = lambda xb, wt=w.t().to(xs.dtype): (xb @ wt).float().add_(b)  # (B, C), matmul in bf16
     return torch.cat([lin(xs[i:i+bs]).argmax(1) for i in range(0, len(xs), bs)])  # (N,)
 
