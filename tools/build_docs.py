@@ -60,7 +60,8 @@ def build(out: Path = ROOT/'_docs_html') -> Path:
         title, summary = _title(nb, p)
         items.append(f'<li><a href="{name}.html">{html.escape(title)}</a> <span>{html.escape(summary)}</span></li>')
     images = ROOT/'nbs'/'images'
-    if images.exists(): shutil.copytree(images, out/'images')  # pages that link nbs/images/... by relative path
+    if images.exists():  # notebooks in nbs/ link images/..., index.ipynb (the readme page) links nbs/images/...
+        shutil.copytree(images, out/'images'); shutil.copytree(images, out/'nbs'/'images')
     page = ('<!DOCTYPE html><html><head><meta charset="utf-8"><title>csl docs</title><style>body{font-family:sans-serif;'
             'margin:2em;max-width:60em;color:#222} li{margin:.4em 0} span{color:#666}</style></head><body>'
             '<h1>csl: Co-Supervised Learning</h1><p>The notebooks in reading order (offline build).</p>'
