@@ -11,8 +11,8 @@ from .core import *
 from .data import CSLData
 from .hierarchy import Hierarchy
 from .student import ProbeConfig, Probe, fit_probe, predict, scaled_epochs, EPOCH_RULES
-from .assign import (GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS, pool_neighbours,
-                     neighbour_mean)
+from .assign import (_rows, GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS,
+                        pool_neighbours, neighbour_mean)
 from .denoise import (get_filter, local_global, compose, require_nonempty, precision_recall, Kept, FILTERS,
                       EmptyKeptError)
 
@@ -171,11 +171,6 @@ def _fit(p:Problem, x, targets, cfg:ProbeConfig, epochs:int, seed:int, device, h
 def _best_on_test(probe:Probe)->float:
     "The release's reported number: the best test accuracy over the epochs (chosen on test: a comparison only)."
     return max(m['test_acc'] for m in probe.history)
-
-# %% ../nbs/07_cosupervise.ipynb #e888dc3a
-def _rows(t:torch.Tensor)->torch.Tensor:
-    "float32 probability rows, renormalised (float16 storage rounds)."
-    t = t.float(); return t / t.sum(-1, keepdim=True)
 
 # %% ../nbs/07_cosupervise.ipynb #195afc15
 def level_zero(p:Problem, # the problem

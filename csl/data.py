@@ -72,17 +72,24 @@ def _draw_shares(labels:torch.Tensor, # (N,) class ids
                 )->dict:
     "Like `_draw`, but float sizes take that share of every class first (stratified)."
     if not any(isinstance(v, float) for v in sizes.values()): return _draw(len(labels), sizes, gen)
-    n = len(labels); perm = torch.randperm(n, generator=gen); y = labels[perm]  # (N,) classes in shuffled order
-    counts = torch.bincount(y); order = y.argsort(stable=True)  # (C,), (N,)
-    # (N,) rank inside its class
-    rank = torch.empty(n, dtype=torch.long); rank[order] = torch.arange(n) - (counts.cumsum(0) - counts)[y[order]]
+    n = len(labels)
+    perm = torch.randperm(n, generator=gen)  # (N,)
+    y = labels[perm]  # (N,) classes in shuffled order
+    counts = torch.bincount(y)  # (C,)
+    order = y.argsort(stable=True)  # (N,)
+    first = counts.cumsum(0) - counts  # (C,) where each class starts in `order`
+    rank = torch.empty(n, dtype=torch.long)  # (N,) rank of each shuffled sample inside its class
+    rank[order] = torch.arange(n) - first[y[order]]
     out, taken, lo = {}, torch.zeros(n, dtype=torch.bool), torch.zeros_like(counts)
     for k, v in sizes.items():
         if not isinstance(v, float): continue
-        hi = lo + (v * counts).round().long()  # (C,)
+        hi = lo + (v * counts).round().long()  # (C,) this split takes ranks [lo, hi) of every class
         if (hi > counts).any(): raise InputError(f"split shares {sizes} add up to more than every sample of a class")
-        m = (rank >= lo[y]) & (rank < hi[y]); out[k], taken, lo = perm[m].sort().values, taken | m, hi
-    rest = perm[~taken]; d = _draw(len(rest), {k: v for k, v in sizes.items() if not isinstance(v, float)}, gen)
+        m = (rank >= lo[y]) & (rank < hi[y])  # (N,)
+        out[k] = perm[m].sort().values
+        taken, lo = taken | m, hi
+    rest = perm[~taken]
+    d = _draw(len(rest), {k: v for k, v in sizes.items() if not isinstance(v, float)}, gen)
     out.update({k: rest[v].sort().values for k, v in d.items()})
     return {k: out[k] for k in sizes}
 

@@ -1,0 +1,41 @@
+"""House rules a reader notices: short exported lines, small notebooks without saved widget state, figures committed
+in every notebook of the method's story, and notebooks in the story's order."""
+import json
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STORY = ['01_method', '02_hierarchy', '03_teachers', '04_assign', '05_denoise', '06_student', '07_cosupervise', '08_viz']
+NOTEBOOKS = [ROOT/'index.ipynb', *sorted((ROOT/'nbs').glob('*.ipynb')), *sorted((ROOT/'nbs'/'tutorials').glob('*.ipynb'))]
+
+
+def _generated(line: str) -> bool:
+    "Lines nbdev writes itself: the `__all__` list (wrapped by nbdev) and the cell markers."
+    return line.startswith(("__all__", "           '", '# %%'))
+
+
+def test_exported_lines_fit_in_120_characters():
+    long = [f'{p.name}:{i}: {len(l)}' for p in sorted((ROOT/'csl').glob('*.py')) if p.name != '_modidx.py'
+            for i, l in enumerate(p.read_text().splitlines(), 1) if i > 1 and len(l) > 120 and not _generated(l)]
+    assert not long, f'{len(long)} exported lines over 120 characters: {long[:20]}'
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_small_and_has_no_widget_state(path):
+    assert path.stat().st_size < 1_000_000, f'{path.name}: {path.stat().st_size} bytes'
+    nb = json.loads(path.read_text())
+    assert 'widgets' not in nb.get('metadata', {}), f'{path.name} carries saved widget state'
+    views = [o for c in nb['cells'] for o in c.get('outputs', []) if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})]
+    assert not views, f'{path.name}: {len(views)} widget views committed'
+
+
+@pytest.mark.parametrize('name', STORY)
+def test_story_notebooks_show_a_figure(name):
+    nb = json.loads((ROOT/'nbs'/f'{name}.ipynb').read_text())
+    pngs = [o for c in nb['cells'] for o in c.get('outputs', []) if 'image/png' in o.get('data', {})]
+    assert pngs, f'{name}: no figure in the committed outputs (run tools/run_notebooks.py)'
+
+
+def test_notebooks_are_numbered_in_story_order():
+    names = [p.stem for p in sorted((ROOT/'nbs').glob('[0-9]*.ipynb'))]
+    assert names[:len(STORY)] == STORY, names
