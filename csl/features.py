@@ -474,8 +474,14 @@ def _assemble(path:Path, n:int, plan:list, folder:Path, sums:dict, batch_size:in
     return out
 
 # %% ../nbs/10_features.ipynb #d04b9653
-def sharded_features(path:str|Path, data, backbone:Callable, device='auto', batch_size:int=256,
-                     dtype:torch.dtype=torch.float32, log:Callable|None=None)->torch.Tensor: # (N, D) on every rank
+def sharded_features(path:str|Path, # the entry's file (`feature_cache_path`)
+                     data:CSLData|torch.Tensor, # a dataset, or images (N, ch, H, W) in [0, 1]
+                     backbone:Callable, # () -> Backbone; built only where shards are left to extract
+                     device:str='auto', # 'auto', 'cpu', 'cuda' (this rank's GPU)
+                     batch_size:int=256, # images per forward pass: a shard is whole batches
+                     dtype:torch.dtype=torch.float32, # stored precision
+                     log:Callable|None=None, # optional function taking a message string
+                    )->torch.Tensor: # (N, D) `dtype` on the CPU, on every rank
     "The entry `path` made by every rank of torchrun's group: each extracts its shards, rank 0 checks and joins them."
     path, n, me, t0 = Path(path), len(data), _me(device), time.perf_counter()
     images = data.images if isinstance(data, CSLData) else data
