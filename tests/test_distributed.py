@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(not (torch.distributed.is_available() and torch.
 
 def _env()->dict:
     "One thread per process, no cache folder from the environment (every command names its own)."
-    return {**{k: v for k, v in os.environ.items() if k != 'CSL_CACHE'}, 'OMP_NUM_THREADS': '1', 'PYTHONDONTWRITEBYTECODE': '1'}
+    env = {k: v for k, v in os.environ.items() if k != 'CSL_CACHE'}
+    return {**env, 'OMP_NUM_THREADS': '1', 'PYTHONDONTWRITEBYTECODE': '1'}
 
 
 def run(*args, timeout=300)->subprocess.CompletedProcess:
@@ -126,7 +127,7 @@ def worker(tmp_path_factory)->Path:
 
 
 def test_killed_rank_leaves_its_shards_and_a_relaunch_reuses_them(one, worker, tmp_path):
-    "Rank 1 dies (SIGKILL) after 3 shards: the launch fails, no entry; the same command again reuses every finished shard."
+    "Rank 1 dies (SIGKILL) after 3 shards: the launch fails, no entry; the same command reuses every finished shard."
     cache = tmp_path/'cache'
     p = torchrun(worker, 'kill', cache)
     assert p.returncode != 0, p.stderr[-3000:]

@@ -29,7 +29,8 @@ def run(cmd:list, threads:int, cache:Path)->tuple:
     "Run one configuration on a fresh cache: (stage seconds, images/s, processes, wall seconds)."
     env = {**{k: v for k, v in os.environ.items() if k != 'CSL_CACHE'}, 'OMP_NUM_THREADS': str(threads)}
     t0 = time.perf_counter()
-    p = subprocess.run([*cmd, '--seeds', '0', '--quiet', '--cache', str(cache)], capture_output=True, text=True, env=env)
+    args = [*cmd, '--seeds', '0', '--quiet', '--cache', str(cache)]
+    p = subprocess.run(args, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if p.returncode: sys.exit(f"{' '.join(cmd)} failed:\n{p.stderr[-3000:]}")
     return (*stage(p.stdout), wall)
@@ -57,7 +58,8 @@ def main():
                 got[i].append(run(cmd, threads, cache))
                 shutil.rmtree(cache)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-        print(f"preset {a.preset}, {a.repeats} runs each, {cores} cores, load average {load0:.2f} -> {os.getloadavg()[0]:.2f}\n")
+        load1 = os.getloadavg()[0]
+        print(f"preset {a.preset}, {a.repeats} runs each, {cores} cores, load average {load0:.2f} -> {load1:.2f}\n")
         print('| processes | threads each | images/s | stage s | whole command s | speed-up |')
         print('|---|---|---|---|---|---|')
         base = statistics.median(x[1] for x in got[0])
