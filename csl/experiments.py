@@ -20,8 +20,8 @@ from .cosupervise import CSLConfig, Problem, History, Report, problem_from, co_s
 
 # %% auto #0
 __all__ = ['HIERARCHIES', 'PRESETS', 'DEFAULT_PRESET', 'RESULT_FIELDS', 'Preset', 'get_preset', 'configure', 'build_problem',
-           'run_seed', 'preset_config', 'seed_file', 'collect', 'run_experiment', 'result_row', 'mean_of',
-           'results_table', 'curve', 'curve_table', 'expected_table']
+           'extract_preset', 'extract_table', 'run_seed', 'preset_config', 'seed_file', 'collect', 'run_experiment',
+           'result_row', 'mean_of', 'results_table', 'curve', 'curve_table', 'expected_table']
 
 # %% ../nbs/12_experiments.ipynb #8f655974
 HIERARCHIES = {
@@ -182,6 +182,62 @@ def build_problem(preset:Preset|str, # what to run
                           cache_dir=cache_dir, seed=teacher_seed, log=log)
     t['teachers_s'] = time.perf_counter() - t1
     return data, problem_from(data, feats, bank), t
+
+# %% ../nbs/12_experiments.ipynb #a7f903a1
+from .features import distributed, in_turn
+from .teachers import TEACHER_KINDS
+
+def _entries(cache_dir)->dict:
+    "The feature entries of the cache folder: {file name: modification time}."
+    folder = get_cache_dir(cache_dir)/'features'
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob('*.pt')}
+
+def _fill(what:str, fn:Callable, n:int, cache_dir, world:int)->dict:
+    "Run one stage that fills a feature entry: what it is, its shape, the entry it wrote (None: cached), how fast."
+    before, t0 = _entries(cache_dir), time.perf_counter()
+    shape = tuple(fn().shape)  # (N, D)
+    secs = time.perf_counter() - t0
+    made = [k for k, v in _entries(cache_dir).items() if before.get(k) != v]
+    return dict(what=what, shape=shape, entry=made[0] if made else None, seconds=secs,
+                images_per_s=n / secs if made else None, processes=world)
+
+# %% ../nbs/12_experiments.ipynb #c2a665de
+def extract_preset(preset:Preset|str, # what `csl run` will need
+                   seeds=(0, 1, 2), # the seeds `csl run` will run
+                   device='auto', # 'auto', 'cpu', 'cuda'; under torchrun, 'cuda' is each process's GPU
+                   cache_dir=None, # cache folder (see `csl.data.get_cache_dir`)
+                   log:Callable|None=None, # optional function taking one message string
+                   root=None, # data folder, for presets that need one
+                  )->list: # one dict per feature entry on rank 0 (the other ranks: [])
+    "Fill the cache with the backbone passes of a preset (strong features, teachers' inputs), sharded under torchrun."
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    root, kind, rows, seen = _check_root(preset, root), TEACHER_KINDS[preset.teachers.kind], [], set()
+    with distributed(device) as me:
+        for seed in seeds:
+            split_seed = seed if preset.split_seed is None else preset.split_seed
+            load = lambda: load_dataset(preset.dataset, root=root, seed=split_seed, cache_dir=cache_dir,
+                                        **preset.data_kw)
+            data = in_turn(load, 'loading the data')  # rank 0 fills the data cache, then the others read it
+            if data.images_id in seen: continue
+            seen.add(data.images_id)
+            strong = lambda: get_features(data, preset.backbone, cache_dir, me.device, preset.pretrained,
+                                          preset.batch_size, log)
+            rows.append(_fill(f"strong features ({preset.backbone})", strong, len(data), cache_dir, me.world))
+            inputs = lambda: kind.inputs(data, preset.teachers, me.device, cache_dir)
+            what = f"teachers' inputs ({preset.teachers.kind})"
+            if kind.cached: rows.append(_fill(what, inputs, len(data), cache_dir, me.world))
+    return rows if me.rank == 0 else []
+
+# %% ../nbs/12_experiments.ipynb #dfa23fb7
+def _cell_of(v, fmt:str)->str: return '' if v is None else format(v, fmt)
+
+def extract_table(rows:list # what `extract_preset` returned
+                 )->str:
+    "The feature entries `extract_preset` wrote or found, as a markdown table."
+    lines = ['| stage | shape | entry | seconds | images/s | processes |', '|---|---|---|---|---|---|']
+    lines += [f"| {r['what']} | {r['shape']} | {r['entry'] or 'cached'} | {r['seconds']:.2f} | "
+              f"{_cell_of(r['images_per_s'], '.0f')} | {r['processes']} |" for r in rows]
+    return '\n'.join(lines)
 
 # %% ../nbs/12_experiments.ipynb #8eed000e
 def run_seed(preset:Preset, seed:int=0, device='auto', cache_dir=None, cbs=(), log=None, root=None)->dict:

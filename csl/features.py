@@ -17,7 +17,8 @@ from .data import CSLData, get_cache_dir
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RANDOM_WEIGHTS', 'dinov2_vits14', 'dinov2_vits14_reg', 'dino_vitb8', 'dino_resnet50',
            'BACKBONES', 'ImagePrep', 'Backbone', 'EffNetTrunk', 'effnet_lite0', 'resnet50', 'alexnet', 'load_backbone',
-           'extract_features', 'feature_cache_path', 'get_features']
+           'extract_features', 'feature_cache_path', 'shard_folder', 'cached_features', 'get_features', 'Ranks',
+           'distributed', 'in_turn', 'shard_plan', 'sharded_features']
 
 # %% ../nbs/10_features.ipynb #c7870e1c
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -220,6 +221,45 @@ def feature_cache_path(data:CSLData, # the dataset
     key = cache_key(images=data.images_id, backbone=name, weights=weights, preprocess=prep, csl=csl.__version__, fmt=CACHE_FORMAT, **extra)
     return get_cache_dir(cache_dir)/'features'/f"{data.name}-{name}-{key}.pt"
 
+# %% ../nbs/10_features.ipynb #84f24585
+import hashlib, math, shutil, socket, time, warnings
+from datetime import timedelta
+from pathlib import Path
+import torch.distributed as tdist
+from .core import CacheError, load_cached, save_cached
+
+def _world()->int:
+    "Processes in torchrun's group (1 when this process runs alone)."
+    return tdist.get_world_size() if tdist.is_available() and tdist.is_initialized() else 1
+
+def _rank()->int:
+    "This process's rank in torchrun's group (0 when alone)."
+    return tdist.get_rank() if tdist.is_available() and tdist.is_initialized() else 0
+
+def shard_folder(path:str|Path # a cache entry's file
+                )->Path:
+    "Where the shards of the entry `path` wait until it is written: `<entry stem>.shards/` beside it."
+    path = Path(path)
+    return path.with_name(path.stem + '.shards')
+
+# %% ../nbs/10_features.ipynb #b3dbf984
+def cached_features(path:str|Path, # the entry's file (`feature_cache_path`)
+                    data:CSLData|torch.Tensor, # a dataset, or images (N, ch, H, W) in [0, 1]
+                    backbone:Callable, # () -> Backbone; called only when something must be extracted
+                    device:str='auto', # 'auto', 'cpu', 'cuda' (under torchrun: this rank's GPU)
+                    batch_size:int=256, # images per forward pass
+                    dtype:torch.dtype=torch.float32, # stored precision
+                    log:Callable|None=None, # optional function taking a message string
+                   )->torch.Tensor: # (N, D) `dtype` on the CPU
+    "The features of the entry `path`: read, else extracted (sharded over torchrun's processes) and written."
+    path, n = Path(path), len(data)
+    resume = not path.exists() and shard_folder(path).is_dir()  # shards left by a run that died
+    if n and (_world() > 1 or resume): return sharded_features(path, data, backbone, device, batch_size, dtype, log)
+    def make():
+        if log: log(f"extracting {path.name}")
+        return extract_features(data, backbone(), device, batch_size).to(dtype)  # (N, D)
+    return cached(path, make, log, check=lambda f: check_shape(f, (n, None), 'features'))  # wrong shape: recomputed
+
 # %% ../nbs/10_features.ipynb #14e2e932
 def get_features(data:CSLData, # the dataset
                  backbone:Backbone|str='effnet_lite0', # a Backbone or a name in `BACKBONES`
@@ -230,10 +270,235 @@ def get_features(data:CSLData, # the dataset
                  log:Callable|None=None, # optional function taking a message string
                  dtype:torch.dtype=torch.float32, # stored precision (float16 halves memory and disk for large sets)
                 )->torch.Tensor: # (N, D) `dtype` on the CPU
-    "Features of every image, from the cache when present, else extracted and cached."
+    "Features of every image, from the cache when present, else extracted (sharded under torchrun) and cached."
     path = feature_cache_path(data, backbone, pretrained, cache_dir, dtype)
-    def make():
-        if log: log(f"extracting {path.name}")
-        bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone, pretrained)
-        return extract_features(data, bb, device, batch_size).to(dtype)
-    return cached(path, make, log, check=lambda f: check_shape(f, (len(data), None), 'features'))  # a wrong-shaped entry is recomputed
+    build = lambda: backbone if isinstance(backbone, Backbone) else load_backbone(backbone, pretrained)
+    return cached_features(path, data, build, device, batch_size, dtype, log)
+
+# %% ../nbs/10_features.ipynb #9b02f83a
+class Ranks(NamedTuple):
+    "Where this process stands among those torchrun started (alone: rank 0 of 1)."
+    rank:int # global rank, 0 .. world-1
+    world:int # number of processes over every node
+    local:int # rank on this node: the GPU it drives
+    device:torch.device # where this rank computes
+
+def _rank_device(device, local:int, world:int)->torch.device:
+    "The run's device; under torchrun, 'cuda' means this rank's GPU, `cuda:LOCAL_RANK`."
+    dev = get_device(device)
+    if world == 1 or dev.type != 'cuda' or dev.index is not None: return dev
+    return torch.device('cuda', local % torch.cuda.device_count())
+
+def _me(device)->Ranks:
+    local = int(os.environ.get('LOCAL_RANK', 0))
+    return Ranks(_rank(), _world(), local, _rank_device(device, local, _world()))
+
+# %% ../nbs/10_features.ipynb #90157459
+@contextlib.contextmanager
+def distributed(device:str='auto', # 'auto', 'cpu', 'cuda'; under torchrun, 'cuda' is this rank's GPU
+                timeout_min:float=60, # how long a rank waits for the others where they meet
+               ):
+    "Join torchrun's process group for the block (NCCL on GPUs, gloo on CPUs), then leave it; alone, join nothing."
+    world, local = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
+    if world > 1 and not tdist.is_available():
+        raise InputError(f"WORLD_SIZE={world} (torchrun): this torch has no torch.distributed; expected one that has")
+    dev = _rank_device(device, local, world)
+    join = world > 1 and not tdist.is_initialized()  # a group the caller made is used as it is
+    if join and dev.type == 'cuda': torch.cuda.set_device(dev)
+    kw = dict(device_id=dev) if dev.type == 'cuda' else {}
+    backend = 'nccl' if dev.type == 'cuda' else 'gloo'
+    if join: tdist.init_process_group(backend, timeout=timedelta(minutes=timeout_min), **kw)
+    try: yield Ranks(_rank(), _world(), local, dev)
+    finally:
+        if join: tdist.destroy_process_group()
+
+# %% ../nbs/10_features.ipynb #08a83bb2
+def _gather(obj)->list:
+    "Every rank's `obj`, in rank order, on every rank (alone: `[obj]`)."
+    if _world() == 1: return [obj]
+    out = [None] * _world()
+    tdist.all_gather_object(out, obj)
+    return out
+
+def _meet(err:BaseException|None, # what this rank raised in the step, or None
+          what:str, # the step, for the message
+         )->None:
+    "Where the ranks meet after a step: if one failed, every rank stops (the failed one with its own error)."
+    said = _gather(None if err is None else f"{type(err).__name__}: {err}")
+    if err is not None: raise err
+    bad = next(((r, e) for r, e in enumerate(said) if e), None)
+    if bad: raise InputError(f"{what}: rank {bad[0]} of {len(said)} failed ({bad[1]})")
+
+def _step(what:str, fn:Callable, on:bool=True):
+    "`fn()` on the ranks where `on`, then meet: a failure on any rank stops every rank."
+    out, err = None, None
+    if on:
+        try: out = fn()
+        except Exception as e: err = e
+    _meet(err, what)
+    return out
+
+# %% ../nbs/10_features.ipynb #1fc017c3
+def in_turn(fn:Callable, # what every rank does, e.g. load a dataset that rank 0 caches first
+            what:str='a step', # for messages
+           ):
+    "`fn()` on rank 0 first, then on the other ranks: they read what rank 0 wrote to the cache (alone: `fn()`)."
+    first = _step(f"{what} (rank 0)", fn, on=_rank() == 0)
+    rest = _step(f"{what} (after rank 0)", fn, on=_rank() != 0)
+    return first if _rank() == 0 else rest
+
+# %% ../nbs/10_features.ipynb #5673c866
+def shard_plan(n:int, # N samples
+               batch_size:int, # images per forward pass
+               target:int=64, # small sets: about this many shards ...
+               most:int=16, # ... large sets: at most this many batches per shard
+              )->list: # [(start, stop)] in order, covering range(n)
+    "Cut `range(n)` into shards of whole batches: each rank runs the very batches one process would."
+    size = min(max(math.ceil(n / target / batch_size), 1), most) * batch_size
+    return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+# %% ../nbs/10_features.ipynb #1543b184
+class _Rows:
+    "Rows [start, stop) of images read by index batches (`batch(idx)`)."
+    def __init__(self, images, start:int, stop:int): self.images, self.start, self.stop = images, start, stop
+    def __len__(self)->int: return self.stop - self.start
+    def batch(self, idx:torch.Tensor)->torch.Tensor: return self.images.batch(idx + self.start)
+
+def _rows(images, start:int, stop:int):
+    "The images of rows [start, stop), read the way `extract_features` reads them all."
+    if isinstance(images, torch.Tensor): return images[start:stop]  # (stop-start, ch, H, W)
+    if hasattr(images, 'batch'): return _Rows(images, start, stop)
+    return torch.utils.data.Subset(images, range(start, stop))
+
+def _shard_file(folder:Path, start:int, stop:int, batch_size:int)->Path:
+    return folder/f"rows-{start:010d}-{stop:010d}-b{batch_size}.pt"
+
+def _sha(x:torch.Tensor)->str:
+    "SHA-256 of a tensor's bytes."
+    return hashlib.sha256(x.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
+
+# %% ../nbs/10_features.ipynb #62f28ed3
+def _agree(path:Path, n:int, batch_size:int, dtype:torch.dtype)->None:
+    "Raise on every rank unless all ranks are about to make the same entry from as many images."
+    said = _gather((path.name, n, batch_size, str(dtype), socket.gethostname()))
+    odd = next((r for r, s in enumerate(said) if s[:4] != said[0][:4]), None)
+    if odd is None: return
+    (a, na, *_), (b, nb, *_, host) = said[0], said[odd]
+    raise InputError(f"rank {odd} (host {host}) would make {b} from {nb} images, rank 0 {a} from {na}; "
+                     "expected every rank to see the same data, backbone and options (the same --root on every node)")
+
+def _load_entry(path:Path, n:int)->torch.Tensor:
+    "The entry's (n, D) features, or `CacheError`."
+    x = load_cached(path)
+    if not (isinstance(x, torch.Tensor) and x.ndim == 2 and len(x) == n):
+        raise CacheError(f"cache file {path} holds {getattr(x, 'shape', type(x).__name__)}; expected ({n}, D) features")
+    return x
+
+def _entry_if_valid(path:Path, n:int, log)->torch.Tensor|None:
+    "The entry on every rank if rank 0 finds it valid, else None (a corrupt one is reported, then made again)."
+    x = None
+    if _rank() == 0 and path.exists():
+        try: x = _load_entry(path, n)  # (N, D)
+        except CacheError as e:
+            warnings.warn(f"{e}; recomputing")
+            if log: log(f"{e}; recomputing")
+    if not _gather(x is not None)[0]: return None
+    return x if _rank() == 0 else _load_entry(path, n)
+
+# %% ../nbs/10_features.ipynb #f8581607
+def _shared_folder(path:Path, plan:list, batch_size:int)->Path:
+    "Rank 0 writes the plan into the shard folder; every rank must read it back (one folder all nodes see)."
+    folder = shard_folder(path)
+    token = os.urandom(8).hex()  # this launch
+    plan_file = folder/'plan.pt'
+    _step(f"writing {plan_file}", lambda: save_cached(plan_file, dict(entry=path.name, batch_size=batch_size,
+                                                                        shards=plan, token=token)), on=_rank() == 0)
+    token = _gather(token)[0]
+    def check():
+        seen = load_cached(plan_file)['token'] if plan_file.exists() else None
+        if seen == token: return
+        raise InputError(f"{plan_file}, written by rank 0, is not there on host {socket.gethostname()}; "
+                         "expected one cache folder every node sees (--cache on a shared filesystem)")
+    _step('the shard folder', check)
+    return folder
+
+# %% ../nbs/10_features.ipynb #067f3e38
+def _finished(folder:Path, entry:str, mine:list, batch_size:int, dtype:torch.dtype, log)->dict:
+    "This rank's finished, intact shards: {(start, stop): sha256}."
+    out = {}
+    for start, stop in mine:
+        f = _shard_file(folder, start, stop, batch_size)
+        try: s = load_cached(f) if f.exists() else None
+        except CacheError as e:
+            warnings.warn(f"{e}; extracting the shard again")
+            s = None
+        x = s.get('feats') if isinstance(s, dict) and s.get('entry') == entry else None
+        if isinstance(x, torch.Tensor) and x.ndim == 2 and len(x) == stop - start and x.dtype == dtype:
+            out[(start, stop)] = _sha(x)
+            if log: log(f"reusing the shard of rows {start}-{stop} of {entry}")
+    return out
+
+def _backbone_in_turn(backbone:Callable, need:bool, me:Ranks):
+    "Build the backbone if any rank needs it: on rank 0, then each node's first rank, then where needed."
+    if not any(_gather(need)): return None
+    bb = None
+    for turn in (me.rank == 0, me.local == 0, need):
+        bb = _step('loading the backbone', backbone, on=turn and bb is None) or bb
+    return bb
+
+# %% ../nbs/10_features.ipynb #c1b63acb
+def _extract(images, entry:str, todo:list, folder:Path, bb:Backbone, me:Ranks, batch_size:int, dtype, log)->dict:
+    "Extract and write this rank's unfinished shards: {(start, stop): sha256}."
+    out = {}
+    for i, (start, stop) in enumerate(todo):
+        x = extract_features(_rows(images, start, stop), bb, me.device, batch_size).to(dtype)  # (stop-start, D)
+        save_cached(_shard_file(folder, start, stop, batch_size), dict(entry=entry, start=start, stop=stop, feats=x))
+        out[(start, stop)] = _sha(x)
+        if log: log(f"extracting {entry}: rows {start}-{stop} written ({i + 1}/{len(todo)} on rank {me.rank})")
+    return out
+
+# %% ../nbs/10_features.ipynb #057fcfc0
+def _assemble(path:Path, n:int, plan:list, folder:Path, sums:dict, batch_size:int, dtype)->torch.Tensor:
+    "Rank 0: the shards in sample order, each checked against its rank's checksum, into the entry (N, D)."
+    if sorted(sums) != plan: raise CacheError(f"{folder}: the ranks made {len(sums)} shards; the plan has {len(plan)}")
+    out = None
+    for start, stop in plan:
+        f = _shard_file(folder, start, stop, batch_size)
+        x = load_cached(f)['feats']  # (stop-start, D)
+        if _sha(x) != sums[(start, stop)]: raise CacheError(f"{f}: not what its rank made (SHA-256 differs)")
+        if out is None: out = torch.empty(n, x.shape[1], dtype=dtype)  # (N, D)
+        check_shape(x, (stop - start, out.shape[1]), f"shard {f.name}")
+        out[start:stop] = x
+    save_cached(path, out)
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+# %% ../nbs/10_features.ipynb #d04b9653
+def sharded_features(path:str|Path, # the entry's file (`feature_cache_path`)
+                     data:CSLData|torch.Tensor, # a dataset, or images (N, ch, H, W) in [0, 1]
+                     backbone:Callable, # () -> Backbone; built only where shards are left to extract
+                     device:str='auto', # 'auto', 'cpu', 'cuda' (this rank's GPU)
+                     batch_size:int=256, # images per forward pass: a shard is whole batches
+                     dtype:torch.dtype=torch.float32, # stored precision
+                     log:Callable|None=None, # optional function taking a message string
+                    )->torch.Tensor: # (N, D) `dtype` on the CPU, on every rank
+    "The entry `path` made by every rank of torchrun's group: each extracts its shards, rank 0 checks and joins them."
+    path, n, me, t0 = Path(path), len(data), _me(device), time.perf_counter()
+    images = data.images if isinstance(data, CSLData) else data
+    _agree(path, n, batch_size, dtype)
+    if (x := _entry_if_valid(path, n, log)) is not None: return x
+    plan = shard_plan(n, batch_size)
+    folder, mine = _shared_folder(path, plan, batch_size), plan[me.rank::me.world]
+    done = _step('checking finished shards', lambda: _finished(folder, path.name, mine, batch_size, dtype, log))
+    bb = _backbone_in_turn(backbone, len(done) < len(mine), me)
+    todo = [s for s in mine if s not in done]
+    extract = lambda: _extract(images, path.name, todo, folder, bb, me, batch_size, dtype, log)
+    made = _step(f"extracting {path.name}", extract)
+    sums = {k: v for part in _gather(done | made) for k, v in part.items()}  # (start, stop) -> sha256, every rank's
+    reused = sum(len(d) for d in _gather(done))
+    assemble = lambda: _assemble(path, n, plan, folder, sums, batch_size, dtype)
+    x = _step(f"assembling {path.name}", assemble, on=me.rank == 0)  # (N, D) on rank 0
+    secs = time.perf_counter() - t0
+    if log and me.rank == 0: log(f"wrote {path.name}: {tuple(x.shape)} from {len(plan)} shards ({reused} reused) "
+                                 f"by {me.world} process(es) in {secs:.1f} s")
+    return x if me.rank == 0 else _load_entry(path, n)

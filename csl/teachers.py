@@ -16,7 +16,7 @@ import csl
 from .core import InputError, CACHE_FORMAT, check_probs, get_device, cache_key, cached, provenance, _load_error
 from .data import CSLData, get_cache_dir
 from .hierarchy import Hierarchy
-from .features import Backbone, ImagePrep, extract_features, feature_cache_path
+from .features import Backbone, ImagePrep, extract_features, feature_cache_path, cached_features
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TEACHER_KINDS', 'TEACHER_PRESETS', 'TEACHERS_VERSION', 'TeacherConfig',
@@ -117,12 +117,12 @@ def alexnet_features(data:CSLData, cfg:TeacherConfig, device='auto', # where to 
     "Frozen AlexNet conv features `(N, 9216)` float16 of images resized to `cfg.grid` (ImageNet-normalized, grey replicated to RGB); cached."
     if cfg.grid < 63: raise InputError(f"alexnet_head: grid={cfg.grid}; AlexNet needs images of at least 63x63 (the paper uses 224)")
     spec = Backbone('alexnet_conv', None, 9216, 'torchvision:AlexNet_Weights.IMAGENET1K_V1' if cfg.pretrained else 'random(seed=0)', ImagePrep(cfg.grid), cfg.pretrained)
-    def make():
+    def backbone():  # built only when something is extracted: no network when cached
         net = load_alexnet(cfg.pretrained)
-        trunk = nn.Sequential(net.features, net.avgpool, nn.Flatten()).requires_grad_(False)
-        return extract_features(data, spec._replace(model=trunk), device, batch_size).half()  # (N, 9216)
-    if cache_dir is False: return make()
-    return cached(feature_cache_path(data, spec, cache_dir=cache_dir, dtype=torch.float16), make)  # no network when cached
+        return spec._replace(model=nn.Sequential(net.features, net.avgpool, nn.Flatten()).requires_grad_(False))
+    if cache_dir is False: return extract_features(data, backbone(), device, batch_size).half()  # (N, 9216)
+    path = feature_cache_path(data, spec, cache_dir=cache_dir, dtype=torch.float16)
+    return cached_features(path, data, backbone, device, batch_size, torch.float16)  # sharded under torchrun
 
 def alexnet_head_model(shape:tuple, n_classes:int, cfg:TeacherConfig)->nn.Module:
     "The official head: one linear layer, weights from N(0, 0.01), zero bias."
@@ -134,10 +134,11 @@ class TeacherKind(NamedTuple):
     "How one kind of weak teacher sees the data and what model it is."
     inputs:Callable # (data, cfg, device, cache_dir) -> Tensor (N, ...), computed once for all teachers (and cached when costly)
     model:Callable # (input_shape, n_classes, cfg) -> nn.Module returning logits (B, C)
+    cached:bool=False # `inputs` is a backbone pass kept in the feature cache: `csl extract` fills it beforehand
 
 TEACHER_KINDS = {'logreg': TeacherKind(pooled_pixels, logreg_model),
                  'cnn': TeacherKind(pooled_images, cnn_model),
-                 'alexnet_head': TeacherKind(alexnet_features, alexnet_head_model)}
+                 'alexnet_head': TeacherKind(alexnet_features, alexnet_head_model, cached=True)}
 
 TEACHER_PRESETS = {'logreg': TeacherConfig(),
                    'cnn': TeacherConfig(kind='cnn', epochs=40, lr=1e-2, wd=1e-4, batch_size=32, grid=16),

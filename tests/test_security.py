@@ -193,6 +193,24 @@ FLAG_BAD = [  # (subcommand, flag, arguments, words the one stderr line must con
     ('run', '--data', ['--data', 'colour=red'], "digits-domains has no option 'colour'"),
     ('run', '--data', ['--data', 'cache_dir=/x'], 'cache_dir has its own flag; expected --cache'),
     ('run', '--data', ['--preset', 'fashion-mnist', '--data', 'n_teach=0.05'], "expected an int (fashion-mnist's n_teach)"),
+    ('extract', '--preset', ['--preset', 'nope'], "unknown preset 'nope'"),
+    ('extract', '--seeds', ['--seeds', 'x'], "invalid int value: 'x'"),
+    ('extract', '--seeds', ['--seeds', '-1'], '--seeds -1: expected distinct ints >= 0'),
+    ('extract', '--seeds', ['--seeds', '0', '0'], '--seeds 0 0: expected distinct ints >= 0'),
+    ('extract', '--device', ['--device', 'tpu'], "invalid choice: 'tpu'"),
+    *([] if CUDA else [('extract', '--device', ['--device', 'cuda'], 'CUDA is not available')]),
+    ('extract', '--cache', ['--cache', '{file}'], 'expected a folder, not a file'),
+    ('extract', '--cache', ['--cache', '{file}/sub'], '{file} is a file'),
+    ('extract', '--quiet', ['--quiet=yes'], "ignored explicit argument 'yes'"),
+    ('extract', '--root', ['--root', '{missing}'], 'is not a folder'),
+    ('extract', '--download', ['--download'], 'cannot download'),
+    ('extract', '--backbone', ['--backbone', 'vgg'], 'expected one of effnet_lite0'),
+    ('extract', '--random-weights', ['--random-weights=1'], "ignored explicit argument '1'"),
+    ('extract', '--batch-size', ['--batch-size', '0'], 'expected an int >= 1'),
+    ('extract', '--batch-size', ['--batch-size', 'big'], "invalid int value: 'big'"),
+    ('extract', '--data', ['--data', 'n_teach=-5'], 'expected a count >= 1'),
+    ('extract', '--data', ['--data', 'colour=red'], "digits-domains has no option 'colour'"),
+    ('extract', '--data', ['--data', 'root=/x'], 'root has its own flag; expected --root'),
     ('bench', '--quick', ['--quick=1'], "ignored explicit argument '1'"),
     ('bench', '--json', ['--json', '{dir}'], 'expected a file name, not a folder'),
     ('bench', '--json', ['--json', '{file}/b.json'], '{file} is a file'),
@@ -222,7 +240,7 @@ def _flags()->set:
 
 
 def test_every_flag_has_a_bad_value():
-    "A new flag needs a rule (csl.cli._RUN_RULES, csl.bench._BENCH_RULES) and a row in FLAG_BAD."
+    "A new flag needs a rule (csl.cli._RUN_RULES, _EXTRACT_RULES, csl.bench._BENCH_RULES) and a row in FLAG_BAD."
     missing = _flags() - {(s, f) for s, f, *_ in FLAG_BAD}
     assert not missing, f"flags without a bad value in FLAG_BAD: {sorted(missing)}"
 
