@@ -22,28 +22,39 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message): self.exit(2, f"{self.prog}: error: {message}\n")
 
 def _parser()->argparse.ArgumentParser:
-    p = _Parser(prog='csl', description='Co-Supervised Learning: weak-to-strong generalization with specialized teachers.')
+    p = _Parser(prog='csl', description='Co-Supervised Learning: weak-to-strong generalization with specialized '
+                                        'teachers.')
     sub = p.add_subparsers(dest='cmd', required=True, parser_class=_Parser)
     r = sub.add_parser('run', help='run a preset for several seeds and write results.json')
     r.add_argument('--preset', default=DEFAULT_PRESET, help=f"one of: {', '.join(PRESETS)} (default: {DEFAULT_PRESET})")
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds (default: 0 1 2)')
     r.add_argument('--out', type=Path, default=None, help='output folder (default: results/<preset>)')
     r.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'], help='where to compute (default: auto)')
-    r.add_argument('--cache', type=Path, default=None, help='cache folder for data, features and teachers (default: $CSL_CACHE or ~/.cache/csl)')
-    r.add_argument('--html', type=Path, default=None, help='also write one self-contained HTML page (figures of the first seed, table of all); its folder is created')
+    r.add_argument('--cache', type=Path, default=None, help='cache folder for data, features and teachers (default: '
+                                                            '$CSL_CACHE or ~/.cache/csl)')
+    r.add_argument('--html', type=Path, default=None, help='also write one self-contained HTML page (figures of the '
+                                                           'first seed, table of all); its folder is created')
     r.add_argument('--quiet', action='store_true', help='print only the table')
     g = r.add_argument_group('data and weights (paper-scale presets)')
-    g.add_argument('--root', type=Path, default=None, help='data folder (ImageNet, DomainNet, CIFAR-100); see `csl presets`')
-    g.add_argument('--download', action='store_true', help='let torchvision download the dataset (CIFAR-100, Fashion-MNIST; needs internet)')
-    g.add_argument('--labels', choices=['hard', 'soft'], default=None, help="the student's teacher labels (default: the preset's)")
-    g.add_argument('--teachers', type=Path, default=None, help='folder of teacher checkpoints level{l}-teacher{k}.pt used instead of training')
+    g.add_argument('--root', type=Path, default=None, help='data folder (ImageNet, DomainNet, CIFAR-100); see `csl '
+                                                           'presets`')
+    g.add_argument('--download', action='store_true', help='let torchvision download the dataset (CIFAR-100, '
+                                                           'Fashion-MNIST; needs internet)')
+    g.add_argument('--labels', choices=['hard', 'soft'], default=None, help="the student's teacher labels (default: "
+                                                                            "the preset's)")
+    g.add_argument('--teachers', type=Path, default=None, help='folder of teacher checkpoints level{l}-teacher{k}.pt '
+                                                               'used instead of training')
     g.add_argument('--backbone', default=None, help="another strong backbone (default: the preset's)")
-    g.add_argument('--random-weights', action='store_true', help='random weights for every pretrained network: runs offline, checks the plumbing, reproduces nothing')
-    g.add_argument('--batch-size', type=int, default=None, help="images per forward pass for feature extraction (default: the preset's)")
-    g.add_argument('--teacher-steps', type=int, default=None, help="optimisation steps per teacher (default: the preset's; the paper: 1000)")
+    g.add_argument('--random-weights', action='store_true', help='random weights for every pretrained network: runs '
+                                                                 'offline, checks the plumbing, reproduces nothing')
+    g.add_argument('--batch-size', type=int, default=None, help="images per forward pass for feature extraction "
+                                                                "(default: the preset's)")
+    g.add_argument('--teacher-steps', type=int, default=None, help="optimisation steps per teacher (default: the "
+                                                                   "preset's; the paper: 1000)")
     g.add_argument('--select', choices=['val', 'last'], default=None, help="the student that judges the next level: "
                    "'val', the best validation epoch, or 'last' (the release's) (default: the preset's)")
-    g.add_argument('--data', nargs='+', default=[], metavar='KEY=VALUE', help='dataset loader options, e.g. --data n_teach=0.05 max_per_domain=5000')
+    g.add_argument('--data', nargs='+', default=[], metavar='KEY=VALUE', help='dataset loader options, e.g. --data '
+                                                                              'n_teach=0.05 max_per_domain=5000')
     sub.add_parser('presets', help='list presets with the data and weights each needs')
     add_bench_parser(sub)
     add_extract_parser(sub)
@@ -65,57 +76,75 @@ from .core import check_options, int_at_least, writable_folder, writable_file, m
 from .data import DATASETS, check_loader_options, resolve_cache_dir
 from .features import BACKBONES
 
-_RUN_RULES = {  # flag -> rule on its value (None when not given); a new flag adds a row here and a bad value to tests/test_security.py
-    '--out': writable_folder, '--html': writable_file, '--batch-size': int_at_least(1), '--teacher-steps': int_at_least(1),
+# flag -> rule on its value (None when not given); a new flag adds a row here and a bad value to tests/test_security.py
+_RUN_RULES = {
+    '--out': writable_folder, '--html': writable_file, '--batch-size': int_at_least(1),
+    '--teacher-steps': int_at_least(1),
     '--backbone': lambda v: None if v in BACKBONES else f"one of {', '.join(BACKBONES)}",
 }
-_OWN_FLAG = {'root': '--root', 'seed': '--seeds', 'cache_dir': '--cache', 'download': '--download'}  # loader options with their own flag
+# loader options with their own flag
+_OWN_FLAG = {'root': '--root', 'seed': '--seeds', 'cache_dir': '--cache', 'download': '--download'}
 
 def _as_flag(flag:str, value, check:Callable):
-    "`check()`; an `InputError` it raises that does not name `flag` is raised again starting with the flag and its value."
+    "`check()`; an `InputError` it raises that does not name `flag` is raised again starting with the flag and its "
+    "value."
     try: return check()
     except InputError as e: raise InputError(str(e) if flag in str(e) else f"{flag} {value}: {e}") from None
 
 def _check_data(a, preset)->dict:
-    "The loader options of `--data` and `--download`, checked against the preset's loader: its parameters, annotated types and ranges."
+    "The loader options of `--data` and `--download`, checked against the preset's loader: its parameters, annotated "
+    "types and ranges."
     kw = _data_kw(a.data)
-    if (k := next((k for k in kw if k in _OWN_FLAG), None)): raise InputError(f"--data {k}={kw[k]}: {k} has its own flag; expected {_OWN_FLAG[k]} instead")
+    if (k := next((k for k in kw if k in _OWN_FLAG), None)): raise InputError(f"--data {k}={kw[k]}: {k} has its own "
+                                                                              f"flag; expected {_OWN_FLAG[k]} instead")
     check_loader_options(preset.dataset, kw, '--data')
     if a.download and 'download' not in inspect.signature(DATASETS[preset.dataset]).parameters:
         can = [p.name for p in PRESETS.values() if 'download' in inspect.signature(DATASETS[p.dataset]).parameters]
-        raise InputError(f"--download: preset {preset.name!r} reads {preset.dataset}, which csl cannot download; expected a preset whose data torchvision downloads ({', '.join(can)})")
+        raise InputError(f"--download: preset {preset.name!r} reads {preset.dataset}, which csl cannot download; "
+                         f"expected a preset whose data torchvision downloads ({', '.join(can)})")
     return kw | ({'download': True} if a.download else {})
 
 # %% ../nbs/13_cli.ipynb #f0996c7d
 def _check_run(a)->tuple: # (configured preset, device, output folder)
-    "Check every flag of `csl run` before any work (a bad value: one `InputError` naming the flag), then make the output folders."
+    "Check every flag of `csl run` before any work (a bad value: one `InputError` naming the flag), then make the "
+    "output folders."
     preset = _as_flag('--preset', a.preset, lambda: get_preset(a.preset))
     out = Path(a.out) if a.out else Path('results')/preset.name
     check_options({f: getattr(a, f[2:].replace('-', '_')) for f in _RUN_RULES} | {'--out': out}, _RUN_RULES)
     if any(isinstance(x, bool) or x < 0 for x in a.seeds) or len(set(a.seeds)) < len(a.seeds):
-        raise InputError(f"--seeds {' '.join(map(str, a.seeds))}: seeds=[{', '.join(map(str, a.seeds))}]; expected distinct ints >= 0")
+        raise InputError(f"--seeds {' '.join(map(str, a.seeds))}: seeds=[{', '.join(map(str, a.seeds))}]; expected "
+                         "distinct ints >= 0")
     kw = _check_data(a, preset)
-    preset = _as_flag('--teachers', a.teachers, lambda: configure(preset, a.backbone, a.random_weights, a.labels, a.teachers, a.batch_size, a.teacher_steps, select=a.select, **kw))  # its own check left: the folder
-    if a.teachers and not any(Path(a.teachers).expanduser().glob('level*-teacher*.pt')): raise InputError(f"--teachers {a.teachers}: holds no level{{l}}-teacher{{k}}.pt file; expected one state dict per teacher")
+    overrides = lambda: configure(preset, a.backbone, a.random_weights, a.labels, a.teachers, a.batch_size,
+                                  a.teacher_steps, select=a.select, **kw)
+    preset = _as_flag('--teachers', a.teachers, overrides)  # its own check left: the folder
+    if a.teachers and not any(Path(a.teachers).expanduser().glob('level*-teacher*.pt')):
+        raise InputError(f"--teachers {a.teachers}: holds no level{{l}}-teacher{{k}}.pt file; expected one state "
+                         "dict per teacher")
     dev = _as_flag('--device', a.device, lambda: get_device(a.device))
     _as_flag('--root', a.root, lambda: _check_root(preset, a.root))
-    cache, source = resolve_cache_dir(a.cache); cache_flag = {'argument': '--cache', 'CSL_CACHE': 'CSL_CACHE'}.get(source, 'cache folder (default)')
+    cache, source = resolve_cache_dir(a.cache)
+    cache_flag = {'argument': '--cache', 'CSL_CACHE': 'CSL_CACHE'}.get(source, 'cache folder (default)')
     check_options({cache_flag: cache}, {cache_flag: writable_folder})
-    make_folders([('--out', out), (cache_flag, cache), ('--html', a.html.parent if a.html else None)])  # every value passed: now create
+    # every value passed: now create
+    make_folders([('--out', out), (cache_flag, cache), ('--html', a.html.parent if a.html else None)])
     return preset, dev, out
 
 # %% ../nbs/13_cli.ipynb #cf88c46a
 def _run(a)->int:
     log = None if a.quiet else (lambda m: print(f'[csl] {m}', file=sys.stderr, flush=True))
     preset, dev, out = _check_run(a)  # every flag, before any work: a bad value is one line naming the flag
-    if log: log(f"preset {preset.name} on {dev}, seeds {a.seeds}" + (' (random weights: a plumbing check)' if a.random_weights else ''))
+    note = ' (random weights: a plumbing check)' if a.random_weights else ''
+    if log: log(f"preset {preset.name} on {dev}, seeds {a.seeds}{note}")
     t0 = time.perf_counter()
     res = run_experiment(preset, a.seeds, out, dev, a.cache, log=log, root=a.root)
     if not a.quiet:
         m = History.from_dict(json.loads(seed_file(out, res['seeds'][0]).read_text())['history']).meta
         sizes = ', '.join(f'{k} {v}' for k, v in m.get('splits', {}).items())
-        print(f"data: {preset.dataset}, {m.get('n')} images ({sizes}) | hierarchy: {preset.hierarchy}, teachers per level {m.get('n_teachers')}, {preset.teachers.kind}")
-        print(f"strong features: ({m.get('n')}, {m.get('feature_dim')}) from {preset.backbone} | student: {'linear probe' if preset.csl.probe.hidden == 0 else 'MLP probe'}\n")
+        print(f"data: {preset.dataset}, {m.get('n')} images ({sizes}) | hierarchy: {preset.hierarchy}, teachers per "
+              f"level {m.get('n_teachers')}, {preset.teachers.kind}")
+        student = 'linear probe' if preset.csl.probe.hidden == 0 else 'MLP probe'
+        print(f"strong features: ({m.get('n')}, {m.get('feature_dim')}) from {preset.backbone} | student: {student}\n")
     print(results_table(res))
     print('\n' + curve_table(res))
     if (cmp := expected_table(res)): print('\n' + cmp)
@@ -201,9 +230,12 @@ def _official(p)->list:
 
 def _presets(a)->int:
     for p in PRESETS.values():
-        print(f"{p.name}\n  data: {p.dataset} ({p.hierarchy} hierarchy) | teachers: {p.teachers.kind} | strong: {p.backbone}"
+        print(f"{p.name}\n  data: {p.dataset} ({p.hierarchy} hierarchy) | teachers: {p.teachers.kind} | "
+              f"strong: {p.backbone}"
               f"\n  needs: {p.needs}" + ('\n  run: csl run --preset ' + p.name + ' --root DIR' if p.needs_root else ''))
-        if p.expected: print(f"  expected PGR ({p.expected['labels']} labels, 1/2/4/8 teachers): " + ' / '.join(f"{100*v:.1f}" for v in p.expected['pgr'].values()) + ' %')
+        if p.expected:
+            pgr = ' / '.join(f"{100*v:.1f}" for v in p.expected['pgr'].values())
+            print(f"  expected PGR ({p.expected['labels']} labels, 1/2/4/8 teachers): {pgr} %")
         if p.expected: print('\n'.join(_official(p)))
     return 0
 

