@@ -12,7 +12,7 @@ from torch import nn
 from .core import InputError, check_shape, check_probs, check_ids, check_features, get_device
 
 # %% auto #0
-__all__ = ['ASSIGNERS', 'GateInput', 'Assignment', 'ownership', 'agreement', 'oracle', 'ensemble', 'confidence', 'soft',
+__all__ = ['ASSIGNERS', 'NEEDS', 'GateInput', 'Assignment', 'ownership', 'agreement', 'oracle', 'ensemble', 'confidence', 'soft',
            'scope_mass', 'scope', 'pool_neighbours', 'neighbour_mean', 'neighbours', 'parent', 'assign',
            'assignment_accuracy', 'assignment_counts', 'UnitHead', 'fit_unit_head']
 
@@ -222,6 +222,9 @@ def parent(g:GateInput)->Assignment:
 # %% ../nbs/04_assign.ipynb #ed49dc46
 ASSIGNERS = dict(ownership=ownership, scope=scope, neighbours=neighbours, parent=parent, agreement=agreement,
                  oracle=oracle, ensemble=ensemble, soft=soft, confidence=confidence)
+# optional `GateInput` fields a gate reads beyond the teachers and the student: the loop builds them only for these
+# gates (a neighbourhood costs a (P, P) similarity pass); a user's gate that needs one adds its name here
+NEEDS = dict(neighbours={'neighbour_probs'}, parent={'parent_probs'})
 
 def assign(g:GateInput, # validated gate input
            method:str='ownership', # a key of `ASSIGNERS`

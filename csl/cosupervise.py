@@ -11,7 +11,7 @@ from .core import *
 from .data import CSLData
 from .hierarchy import Hierarchy
 from .student import ProbeConfig, Probe, fit_probe, predict, scaled_epochs, EPOCH_RULES
-from .assign import (_rows, GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS,
+from .assign import (_rows, GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS, NEEDS,
                         pool_neighbours, neighbour_mean)
 from .denoise import (get_filter, local_global, compose, require_nonempty, precision_recall, Kept, FILTERS,
                       EmptyKeptError)
@@ -210,10 +210,13 @@ def _assign_pool(p:Problem, l:int, student_probs:torch.Tensor, views:GateViews, 
     pool, h, parts = p.splits['pool'], p.hierarchy, []
     true_unit = (p.truth.labels if h.kind == 'class' else p.truth.domains)[pool]  # (P,) measurement (and the oracle)
     unit_probs = _pool_unit_probs(p, student_probs, views)  # (P, U)
-    smoothed = None if views.neighbours is None else neighbour_mean(unit_probs, views.neighbours)  # (P, U)
+    needs = NEEDS.get(gate, set())
+    smoothed = None  # (P, U) the student averaged over each sample's neighbours, for the gates that read it
+    if 'neighbour_probs' in needs and views.neighbours is not None:
+        smoothed = neighbour_mean(unit_probs, views.neighbours)
     for i in range(0, len(pool), chunk):
         part = slice(i, i + chunk)
-        parent_probs = p.bank.probs[l - 1][pool[part]] if gate == 'parent' else None  # (B, K', C), only for its gate
+        parent_probs = p.bank.probs[l - 1][pool[part]] if 'parent_probs' in needs else None  # (B, K', C)
         g = GateInput(p.bank.probs[l][pool[part]], h.owner(l), h.kind, student_probs[pool[part]],
                       None if h.kind == 'class' else unit_probs[part],
                       true_unit[part] if gate == 'oracle' else None,  # ground truth: the oracle's only
@@ -303,10 +306,12 @@ def _unit_probs(p:Problem, device)->torch.Tensor|None:
     head = fit_unit_head(p.feats[teach], p.teach_units, p.hierarchy.n_units, device=device)
     with torch.no_grad(): return head(p.feats.to(next(head.parameters()).device)).cpu()  # (N, U)
 
-def gate_views(p:Problem, cfg:CSLConfig, device='auto')->GateViews:
-    "The domain head (domain hierarchies) and the pool's neighbourhood (when `cfg.neighbours` > 0), once per run."
+def gate_views(p:Problem, cfg:CSLConfig, device='auto', gates=None)->GateViews:
+    "The domain head (domain hierarchies) and, when a gate of the run reads it, the pool's neighbourhood; once per run."
+    gates = [cfg.assign] if gates is None else gates  # the gates this run walks
     k = min(cfg.neighbours, len(p.splits['pool']) - 1)
-    nbrs = pool_neighbours(p.feats[p.splits['pool']], k, device) if k >= 1 else None  # (P, k)
+    wanted = k >= 1 and any('neighbour_probs' in NEEDS.get(g, set()) for g in gates)
+    nbrs = pool_neighbours(p.feats[p.splits['pool']], k, device) if wanted else None  # (P, k)
     return GateViews(_unit_probs(p, device), nbrs)
 
 
@@ -369,7 +374,7 @@ def co_supervise(p:Problem, # features, teachers, hierarchy, splits (and the tru
         hist.records.append(rec); _notify(cbs, 'after_round', hist, rec)
     rec0, student_probs, labels, probe = level_zero(p, cfg, seed, dev, hist, cbs)
     hist.records.append(rec0); _notify(cbs, 'after_round', hist, rec0); _notify(cbs, 'after_level', hist, rec0)
-    views = gate_views(p, cfg, dev)
+    views = gate_views(p, cfg, dev, gates=list(run_gates(cfg, baselines).values()))
     for method, gate in run_gates(cfg, baselines).items():
         try: _walk(p, replace(cfg, assign=gate), method, (student_probs, labels, probe), views, seed, dev, hist, cbs)
         except EmptyKeptError as e:  # a baseline whose filter keeps nothing is a result (recorded), not a crash
