@@ -173,31 +173,37 @@ def scope(g:GateInput)->Assignment:
 def pool_neighbours(feats:torch.Tensor, # (P, D) strong features of the student's pool
                     k:int=10, # neighbours per sample
                     device='auto', # where to compute the similarities
-                    chunk:int=4096, # rows of the (P, P) similarity matrix held at a time
-                   )->torch.Tensor: # (P, k) int64 positions in the pool, on the CPU
-    "Each pool sample's k nearest neighbours by cosine similarity of standardised features (itself excluded)."
+                    chunk:int=4096, # rows of the (M, P) similarity matrix held at a time
+                    queries:torch.Tensor|None=None, # (M, D) other samples (e.g. the validation split); None: the pool
+                   )->torch.Tensor: # (M, k) int64 positions in the pool, on the CPU
+    "Each pool sample's (or query's) k nearest pool neighbours by cosine similarity of standardised features."
     check_features(feats, 'feats')
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < len(feats):
         raise InputError(f"pool_neighbours: k={k!r}; expected an int in [1, P-1] with P={len(feats)} pool samples")
-    x = feats.to(get_device(device), torch.float32)  # (P, D)
-    x = F.normalize((x - x.mean(0)) / x.std(0).clamp_min(1e-6), dim=1)  # (P, D) unit rows
-    out = []
-    for i in range(0, len(x), chunk):
-        sim = x[i:i+chunk] @ x.T  # (B, P)
-        rows = torch.arange(len(sim), device=x.device)
-        sim[rows, rows + i] = -2.0  # a sample is not its own neighbour
+    if queries is not None: check_shape(check_features(queries, 'queries'), (None, feats.shape[1]), 'queries')
+    dev = get_device(device); x = feats.to(dev, torch.float32)  # (P, D)
+    mu, sd = x.mean(0), x.std(0).clamp_min(1e-6)  # the pool's statistics standardise the queries too
+    unit = lambda z: F.normalize((z.to(dev, torch.float32) - mu) / sd, dim=1)  # (M, D) unit rows
+    q, x, out = unit(x if queries is None else queries), unit(x), []
+    for i in range(0, len(q), chunk):
+        sim = q[i:i+chunk] @ x.T  # (B, P)
+        if queries is None:  # a pool sample is not its own neighbour
+            rows = torch.arange(len(sim), device=x.device); sim[rows, rows + i] = -2.0
         out.append(sim.topk(k, dim=1).indices.cpu())  # (B, k)
-    return torch.cat(out)  # (P, k)
+    return torch.cat(out)  # (M, k)
 
 # %% ../nbs/04_assign.ipynb #888e176d
 def neighbour_mean(probs:torch.Tensor, # (P, U) per-sample probabilities over the pool
-                   nbrs:torch.Tensor, # (P, k) neighbour positions from `pool_neighbours`
+                   nbrs:torch.Tensor, # (M, k) neighbour positions in the pool from `pool_neighbours` (M = P, or queries)
                    chunk:int=8192, # samples at a time (bounds the (B, k, U) gather)
-                  )->torch.Tensor: # (P, U) float32 rows that sum to 1
-    "Each sample's probabilities replaced by the mean over its neighbours."
-    check_shape(nbrs, (len(probs), None), 'nbrs')
+                  )->torch.Tensor: # (M, U) float32 rows that sum to 1
+    "Each sample's probabilities replaced by the mean over its pool neighbours."
+    check_shape(nbrs, (None, None), 'nbrs')
+    if len(nbrs) and (nbrs.min() < 0 or nbrs.max() >= len(probs)):
+        raise InputError(f"nbrs: positions in [{int(nbrs.min())}, {int(nbrs.max())}]; expected pool positions in "
+                         f"[0, {len(probs)})")
     nbrs = nbrs.to(probs.device)
-    return torch.cat([probs[nbrs[i:i+chunk]].float().mean(1) for i in range(0, len(probs), chunk)])  # (P, U)
+    return torch.cat([probs[nbrs[i:i+chunk]].float().mean(1) for i in range(0, len(nbrs), chunk)])  # (M, U)
 
 def neighbours(g:GateInput)->Assignment:
     "Route by the scope mass of the student's unit probabilities averaged over each sample's pool neighbours."

@@ -84,7 +84,7 @@ def synthetic_case(n:int=10_000, # P: samples in the student's pool (the release
     perm = torch.randperm(total, generator=torch.Generator().manual_seed(seed + 2))  # (N,)
     splits = dict(teach=perm[:0], pool=perm[:a], val=perm[a:b], test=perm[b:])
     bank = SimpleNamespace(probs=synthetic_bank(y, h, seed=seed), hierarchy=h)
-    return Problem(x, bank, h, splits, Truth(y), y[splits['val']])
+    return Problem(x, bank, h, splits, Truth(y))
 
 # %% ../nbs/14_bench.ipynb #391b9f7f
 def reference_loop(p:Problem, # the problem (features, bank, hierarchy, splits)

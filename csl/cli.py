@@ -11,6 +11,8 @@ from .core import InputError, CacheError, get_device
 from .experiments import (PRESETS, DEFAULT_PRESET, get_preset, configure, run_experiment, results_table, curve_table,
                              expected_table, seed_file, _check_root)
 from .cosupervise import History
+from .student import SELECT_RULES
+from .experiments import HELDOUT_SEEDS
 from .bench import add_bench_parser, bench_main
 
 # %% auto #0
@@ -27,7 +29,8 @@ def _parser()->argparse.ArgumentParser:
     sub = p.add_subparsers(dest='cmd', required=True, parser_class=_Parser)
     r = sub.add_parser('run', help='run a preset for several seeds and write results.json')
     r.add_argument('--preset', default=DEFAULT_PRESET, help=f"one of: {', '.join(PRESETS)} (default: {DEFAULT_PRESET})")
-    r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds (default: 0 1 2)')
+    r.add_argument('--seeds', type=int, nargs='+', default=list(HELDOUT_SEEDS), help='seeds (default: the held-out '
+                   f"seeds {' '.join(map(str, HELDOUT_SEEDS))}, never used to design anything)")
     r.add_argument('--out', type=Path, default=None, help='output folder (default: results/<preset>)')
     r.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'], help='where to compute (default: auto)')
     r.add_argument('--cache', type=Path, default=None, help='cache folder for data, features and teachers (default: '
@@ -51,8 +54,10 @@ def _parser()->argparse.ArgumentParser:
                                                                 "(default: the preset's)")
     g.add_argument('--teacher-steps', type=int, default=None, help="optimisation steps per teacher (default: the "
                                                                    "preset's; the paper: 1000)")
-    g.add_argument('--select', choices=['val', 'last'], default=None, help="the student that judges the next level: "
-                   "'val', the best validation epoch, or 'last' (the release's) (default: the preset's)")
+    g.add_argument('--select', choices=list(SELECT_RULES), default=None, help="how each student's epoch is chosen: "
+                   "'weak', by the method's own labels for the validation split (no gold label); 'last', the last "
+                   "epoch (the release's); 'gold', on the validation split's gold labels (opt-in, counted in every "
+                   "row) (default: the preset's)")
     g.add_argument('--data', nargs='+', default=[], metavar='KEY=VALUE', help='dataset loader options, e.g. --data '
                                                                               'n_teach=0.05 max_per_domain=5000')
     sub.add_parser('presets', help='list presets with the data and weights each needs')
@@ -233,6 +238,7 @@ def _presets(a)->int:
         print(f"{p.name}\n  data: {p.dataset} ({p.hierarchy} hierarchy) | teachers: {p.teachers.kind} | "
               f"strong: {p.backbone}"
               f"\n  needs: {p.needs}" + ('\n  run: csl run --preset ' + p.name + ' --root DIR' if p.needs_root else ''))
+        print(f"  epoch selection: {p.csl.probe.select}, {SELECT_RULES[p.csl.probe.select]}")
         if p.expected:
             pgr = ' / '.join(f"{100*v:.1f}" for v in p.expected['pgr'].values())
             print(f"  expected PGR ({p.expected['labels']} labels, 1/2/4/8 teachers): {pgr} %")

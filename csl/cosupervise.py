@@ -6,6 +6,7 @@
 from __future__ import annotations
 import dataclasses, json, math, time, warnings
 from dataclasses import dataclass, field, asdict, replace
+from typing import NamedTuple
 import torch
 from .core import *
 from .data import CSLData
@@ -17,14 +18,14 @@ from .denoise import (get_filter, local_global, compose, require_nonempty, preci
                       EmptyKeptError)
 
 # %% auto #0
-__all__ = ['OFFICIAL_GATE', 'BASELINE_GATES', 'CURVE_METHODS', 'Truth', 'Problem', 'problem_from', 'CSLConfig', 'Record',
-           'Callback', 'History', 'level_zero', 'GateViews', 'level_step', 'run_gates', 'gate_views', 'co_supervise',
-           'Report', 'synthetic_problem']
+__all__ = ['OFFICIAL_GATE', 'BASELINE_GATES', 'CURVE_METHODS', 'NO_GOLD', 'Truth', 'Problem', 'problem_from', 'wrong_gold',
+           'CSLConfig', 'Record', 'Callback', 'History', 'Held', 'Given', 'Step', 'level_zero', 'GateViews',
+           'level_step', 'run_gates', 'gate_views', 'co_supervise', 'gold_note', 'Report', 'synthetic_problem']
 
 # %% ../nbs/07_cosupervise.ipynb #32f8c43f
 @dataclass
 class Truth:
-    "Ground truth: for measurement, the oracle and the ceiling only; never read by the CSL method."
+    "Ground truth: measurement, the oracle, the ceiling and the reference students only; the method never reads it."
     labels:torch.Tensor # (N,) true classes
     domains:torch.Tensor|None=None # (N,) true domains, when the data has them
 
@@ -37,7 +38,6 @@ class Problem:
     hierarchy:Hierarchy # scopes per level
     splits:dict # 'teach', 'pool', 'val', 'test' -> index tensors into N
     truth:Truth # measurement only (see above)
-    val_labels:torch.Tensor # (N_val,) labels of the validation split: checkpoint selection
     # (N_teach,) domain of each teacher-training sample (known: it is the teachers' own data)
     teach_units:torch.Tensor|None=None
     def __post_init__(self): _check_problem(self)
@@ -53,8 +53,18 @@ def problem_from(data:CSLData, # the dataset (labels, domains, splits)
                 )->Problem:
     "Assemble and check a `Problem` from a dataset, its features and its teachers."
     s = data.splits
-    return Problem(feats, bank, bank.hierarchy, s, Truth(data.labels, data.domains), data.labels[s['val']],
+    return Problem(feats, bank, bank.hierarchy, s, Truth(data.labels, data.domains),
                    data.domains[s['teach']] if data.domains is not None else None)
+
+# %% ../nbs/07_cosupervise.ipynb #079508f2
+def wrong_gold(p:Problem, # a problem
+               splits=('pool', 'val'), # whose gold labels (and domains) to replace
+              )->Problem:
+    "The same problem with every gold label of `splits` replaced by a wrong one (class + 1 mod C; domain + 1 mod U)."
+    idx = torch.cat([p.splits[s] for s in splits])  # (M,)
+    shift = lambda t, n: None if t is None else t.clone().index_put_((idx,), (t[idx] + 1) % n)  # (N,)
+    n_dom = int(p.truth.domains.max()) + 1 if p.truth.domains is not None else 1
+    return replace(p, truth=Truth(shift(p.truth.labels, p.n_classes), shift(p.truth.domains, max(n_dom, 2))))
 
 # %% ../nbs/07_cosupervise.ipynb #a372c2e4
 OFFICIAL_GATE = 'ownership'  # the release's rule: the previous student's top-1 class -> the teacher owning it
@@ -106,11 +116,13 @@ class Record:
     precision:float|None # accuracy of the kept labels (measurement)
     recall:float|None # share of the correctly labelled pool samples that were kept (measurement)
     epochs:int # epochs the student trained (scaled by 1/keep rate)
-    val_acc:float # student's validation accuracy at the selected epoch
+    val_acc:float|None # the selected epoch's agreement with the labels that chose it (weak or gold); None: last epoch
     test_acc:float # student's test accuracy
     counts:list|None=None # (K, U) gate weight per teacher and true unit (classes or domains)
     seconds:dict=field(default_factory=dict) # wall time of the step's parts
     best_on_test:float|None=None # best test accuracy over the student's epochs: the release's number, a comparison only
+    # gold labels this student read directly: {'teach', 'train', 'select', 'route'} (counts; see `NO_GOLD`)
+    gold:dict|None=None
 
 # %% ../nbs/07_cosupervise.ipynb #9c73b549
 class Callback:
@@ -158,15 +170,47 @@ class History:
         return cls([Record(**r) for r in d['records']], d['weak_acc'], d['ceiling_acc'], d['meta'])
 
 # %% ../nbs/07_cosupervise.ipynb #fd506edc
-def _fit(p:Problem, x, targets, cfg:ProbeConfig, epochs:int, seed:int, device, hist, cbs, tag:dict, init=None):
-    "Train a student on `targets` and return it with its (N, C) probabilities on every sample."
+class Held(NamedTuple):
+    "The method's own labels for the held-out (validation) split at one level: what chooses the epoch (select='weak')."
+    labels:torch.Tensor # (V, C) routed by the level's gate, from its teachers (the generalist's at level 0)
+    kept:torch.Tensor # (V,) bool, what the level's filters kept
+
+def _selection(p:Problem, cfg:ProbeConfig, held:Held|None)->tuple:
+    "(x, y, gold labels read) that choose a student's epoch under `cfg.select`; (None, None, 0): the last epoch."
+    val = p.splits['val']
+    if cfg.select == 'gold': return p.feats[val], p.truth.labels[val], len(val)  # opt-in: counted in every report
+    if cfg.select == 'weak' and held is not None and bool(held.kept.any()):
+        return p.feats[val][held.kept], held.labels[held.kept].argmax(1), 0  # (V', D), (V',): no gold label
+    return None, None, 0
+
+def _fit(p:Problem, x, targets, cfg:ProbeConfig, epochs:int, seed:int, device, hist, cbs, tag:dict, init=None,
+         held:Held|None=None):
+    "Train a student on `targets`, its epoch chosen by `cfg.select`; return it with its (N, C) probabilities."
     s = p.splits
     cb = (lambda ep, m: _notify(cbs, 'after_epoch', hist, {**tag, **m})) if cbs else None
     kw = dict(init=init) if init is not None else {}
     test = dict(x_test=p.feats[s['test']], y_test=p.truth.labels[s['test']])  # measured each epoch, never selects
-    probe = fit_probe(x, targets, cfg, p.feats[s['val']], p.val_labels, device=device, seed=seed, epochs=epochs, cb=cb,
+    x_sel, y_sel, n_gold = _selection(p, cfg, held)
+    probe = fit_probe(x, targets, cfg, x_sel, y_sel, device=device, seed=seed, epochs=epochs, cb=cb,
                       n_classes=p.n_classes, **test, **kw)
+    probe.gold_select = n_gold
     return probe, predict(probe, p.feats)  # (N, C)
+
+class Given(NamedTuple):
+    "The labels a level gave: the pool's (the student trains on the kept ones) and the held-out split's."
+    pool:torch.Tensor # (P, C) before filtering
+    held:Held|None # the validation split's labels and what the filters kept; None unless select='weak'
+
+class Step(NamedTuple):
+    "What one level (or round) leaves for the next."
+    rec:Record # what it did and how well it worked
+    probs:torch.Tensor # (N, C) the new student's probabilities on every sample
+    given:Given # the labels this level gave
+    probe:Probe # the new student
+
+def _sel_score(probe:Probe)->float|None:
+    "The selected epoch's agreement with the labels that chose it; None when nothing was selected (the last epoch)."
+    return None if probe.val_acc is None or math.isnan(probe.val_acc) else probe.val_acc
 
 def _best_on_test(probe:Probe)->float:
     "The release's reported number: the best test accuracy over the epochs (chosen on test: a comparison only)."
@@ -179,20 +223,24 @@ def level_zero(p:Problem, # the problem
                device='auto', # where the student trains
                hist:History|None=None, # history to append to (and hand to callbacks)
                cbs=(), # callbacks
-              )->tuple: # (Record, student probabilities (N, C), the pool's labels (P, C), the student)
-    "Train the level-0 student on the generalist's labels."
+              )->Step:
+    "Train the level-0 student on the generalist's labels (its epoch chosen by the generalist's labels on val)."
     t0, pool, test, y = time.perf_counter(), p.splits['pool'], p.splits['test'], p.truth.labels
     labels = _rows(p.bank.probs[0][pool, 0])  # (P, C)
+    val = _rows(p.bank.probs[0][p.splits['val'], 0])  # (V, C) the generalist labels the held-out split too
+    held = Held(val, torch.ones(len(val), dtype=torch.bool))  # level 0 has no filter
     targets = labels if cfg.probe.soft else labels.argmax(1)  # (P, C) or (P,)
     tag = dict(method='naive_w2s', level=0, round=0)
-    probe, student_probs = _fit(p, p.feats[pool], targets, cfg.probe, cfg.probe.epochs, seed, device, hist, cbs, tag)
+    probe, student_probs = _fit(p, p.feats[pool], targets, cfg.probe, cfg.probe.epochs, seed, device, hist, cbs, tag,
+                                held=held)
     label_acc = accuracy(labels, y[pool])
     rec = Record(method='naive_w2s', level=0, round=0, n_teachers=1,
                  teacher_acc=accuracy(_rows(p.bank.probs[0][test, 0]), y[test]),
                  label_acc=label_acc, assign_acc=None, keep_rate=1.0, precision=label_acc, recall=1.0,
-                 epochs=cfg.probe.epochs, val_acc=probe.val_acc, test_acc=accuracy(student_probs[test], y[test]),
-                 seconds=dict(total=time.perf_counter() - t0), best_on_test=_best_on_test(probe))
-    return rec, student_probs, labels, probe
+                 epochs=cfg.probe.epochs, val_acc=_sel_score(probe), test_acc=accuracy(student_probs[test], y[test]),
+                 seconds=dict(total=time.perf_counter() - t0), best_on_test=_best_on_test(probe),
+                 gold=dict(train=0, select=probe.gold_select, route=0))
+    return Step(rec, student_probs, Given(labels, held), probe)
 
 # %% ../nbs/07_cosupervise.ipynb #0a79c1a0
 @dataclass
@@ -200,25 +248,30 @@ class GateViews:
     "What every gate may see of the pool besides the teachers and the student, fixed for a whole run."
     unit_probs:torch.Tensor|None=None # (N, U) domain probabilities from the domain head; None: class scopes
     neighbours:torch.Tensor|None=None # (P, k) each pool sample's nearest pool neighbours; None: no neighbourhood
+    val_neighbours:torch.Tensor|None=None # (V, k) each validation sample's nearest pool neighbours (select='weak')
 
-def _pool_unit_probs(p:Problem, student_probs:torch.Tensor, views:GateViews)->torch.Tensor:
-    "(P, U) what names a pool sample's unit: the student's classes, or the domain head's domains."
-    return (student_probs if views.unit_probs is None else views.unit_probs)[p.splits['pool']]
+def _unit_probs_of(student_probs:torch.Tensor, views:GateViews)->torch.Tensor:
+    "(N, U) what names a sample's unit: the student's classes, or the domain head's domains."
+    return student_probs if views.unit_probs is None else views.unit_probs
 
-def _assign_pool(p:Problem, l:int, student_probs:torch.Tensor, views:GateViews, gate:str, chunk:int=8192)->tuple:
-    "The E-step over the pool, a chunk at a time (every gate is per sample): the (P, K, C) rows are never copied whole."
-    pool, h, parts = p.splits['pool'], p.hierarchy, []
-    true_unit = (p.truth.labels if h.kind == 'class' else p.truth.domains)[pool]  # (P,) measurement (and the oracle)
-    unit_probs = _pool_unit_probs(p, student_probs, views)  # (P, U)
+def _smoothed(p:Problem, unit_probs:torch.Tensor, views:GateViews, split:str)->torch.Tensor|None:
+    "(M, U) the student's unit probabilities averaged over each sample's pool neighbours; None: no neighbourhood."
+    nbrs = views.neighbours if split == 'pool' else views.val_neighbours  # (M, k) positions in the pool
+    return None if nbrs is None else neighbour_mean(unit_probs[p.splits['pool']], nbrs)
+
+def _assign_split(p:Problem, l:int, student_probs:torch.Tensor, views:GateViews, gate:str, split:str='pool',
+                  chunk:int=8192)->tuple:
+    "The E-step over one split ('pool', or 'val' for the weak selection), a chunk at a time: (Assignment, true owners)."
+    idx, h, parts = p.splits[split], p.hierarchy, []
+    true_unit = (p.truth.labels if h.kind == 'class' else p.truth.domains)[idx]  # (M,) measurement (and the oracle)
+    unit_probs = _unit_probs_of(student_probs, views)  # (N, U)
     needs = NEEDS.get(gate, set())
-    smoothed = None  # (P, U) the student averaged over each sample's neighbours, for the gates that read it
-    if 'neighbour_probs' in needs and views.neighbours is not None:
-        smoothed = neighbour_mean(unit_probs, views.neighbours)
-    for i in range(0, len(pool), chunk):
+    smoothed = _smoothed(p, unit_probs, views, split) if 'neighbour_probs' in needs else None  # (M, U)
+    for i in range(0, len(idx), chunk):
         part = slice(i, i + chunk)
-        parent_probs = p.bank.probs[l - 1][pool[part]] if 'parent_probs' in needs else None  # (B, K', C)
-        g = GateInput(p.bank.probs[l][pool[part]], h.owner(l), h.kind, student_probs[pool[part]],
-                      None if h.kind == 'class' else unit_probs[part],
+        parent_probs = p.bank.probs[l - 1][idx[part]] if 'parent_probs' in needs else None  # (B, K', C)
+        g = GateInput(p.bank.probs[l][idx[part]], h.owner(l), h.kind, student_probs[idx[part]],
+                      None if h.kind == 'class' else unit_probs[idx[part]],
                       true_unit[part] if gate == 'oracle' else None,  # ground truth: the oracle's only
                       None if smoothed is None else smoothed[part],
                       parent_probs, None if parent_probs is None else h.parent(l))
@@ -226,24 +279,31 @@ def _assign_pool(p:Problem, l:int, student_probs:torch.Tensor, views:GateViews, 
     cat = lambda f: torch.cat([f(a) for a in parts])
     teacher = None if parts[0].teacher is None else cat(lambda a: a.teacher)
     a = Assignment(teacher, cat(lambda a: a.weights), cat(lambda a: a.labels))
-    return a, h.owner(l)[true_unit]  # Assignment over the pool, (P,) true owners (measurement)
+    return a, h.owner(l)[true_unit]  # Assignment over the split, (M,) true owners (measurement)
 
 
 # %% ../nbs/07_cosupervise.ipynb #c9c63b5a
-def _parent_labels(p:Problem, l:int, a:Assignment, prev_labels:torch.Tensor)->torch.Tensor:
-    "(P, C) the parent level's label for each pool sample: the chosen teacher's parent, or last level's labels."
+def _parent_labels(p:Problem, l:int, a:Assignment, prev_labels:torch.Tensor, split:str='pool')->torch.Tensor:
+    "(M, C) the parent level's label for each sample of `split`: the chosen teacher's parent, or last level's labels."
     if a.teacher is None: return prev_labels
-    parent = p.hierarchy.parent(l)[a.teacher]  # (P,)
-    return _rows(p.bank.probs[l - 1][p.splits['pool'], parent])  # (P, C)
+    parent = p.hierarchy.parent(l)[a.teacher]  # (M,)
+    return _rows(p.bank.probs[l - 1][p.splits[split], parent])  # (M, C)
 
 
 # %% ../nbs/07_cosupervise.ipynb #4ba5b4d6
-def _filter(p:Problem, cfg:CSLConfig, l:int, a:Assignment, student_probs:torch.Tensor, prev_labels:torch.Tensor)->Kept:
-    "Teacher-student consistency, then (optionally) local-global consistency."
-    kept = get_filter(cfg.filter)(a.labels, student_probs[p.splits['pool']])
+def _filter(p:Problem, cfg:CSLConfig, l:int, a:Assignment, student_probs:torch.Tensor, prev_labels:torch.Tensor,
+            split:str='pool')->Kept:
+    "Teacher-student consistency, then (optionally) local-global consistency, on the labels `a` gave `split`."
+    kept = get_filter(cfg.filter)(a.labels, student_probs[p.splits[split]])
     if cfg.local_global:
-        kept = compose(kept, local_global(a.labels, _parent_labels(p, l, a, prev_labels), cfg.local_global))
-    return require_nonempty(kept, f"level {l}: training the student")
+        kept = compose(kept, local_global(a.labels, _parent_labels(p, l, a, prev_labels, split), cfg.local_global))
+    return require_nonempty(kept, f"level {l}: training the student") if split == 'pool' else kept
+
+def _held(p:Problem, cfg:CSLConfig, l:int, student_probs:torch.Tensor, views:GateViews, prev:Held|None)->Held|None:
+    "The validation split through the level's own gate and filters: the weak labels that choose the epoch."
+    if cfg.probe.select != 'weak' or prev is None: return None
+    a, _ = _assign_split(p, l, student_probs, views, cfg.assign, 'val')
+    return Held(a.labels, _filter(p, cfg, l, a, student_probs, prev.labels, 'val').mask)  # (V, C), (V,)
 
 
 # %% ../nbs/07_cosupervise.ipynb #d0546115
@@ -260,35 +320,45 @@ def level_step(p:Problem, # the problem
                l:int, # level
                r:int, # round inside the level
                student_probs:torch.Tensor, # (N, C) the previous student's probabilities
-               prev_labels:torch.Tensor, # (P, C) the labels the previous level gave the pool
+               prev:Given, # the labels the previous level gave the pool (and the held-out split)
                views:GateViews|None=None, # domain head and neighbourhood; None: built here (see `gate_views`)
                method:str='csl', # the name the records carry
                seed:int=0, device='auto', hist=None, cbs=(), # student seed, device, history and callbacks
                init=None, # warm start (`CSLConfig.reinit=False`)
-              )->tuple: # (Record, new student probabilities (N, C), the pool's labels (P, C), the student)
+              )->Step:
     "One round at level `l`: route (E-step), filter, train the student (M-step), measure."
     t0, pool, test, y = time.perf_counter(), p.splits['pool'], p.splits['test'], p.truth.labels
-    a, true_teacher = _assign_pool(p, l, student_probs, views or gate_views(p, cfg, device), cfg.assign)
+    views = views or gate_views(p, cfg, device)
+    a, true_teacher = _assign_split(p, l, student_probs, views, cfg.assign)
     t1 = time.perf_counter()
-    kept = _filter(p, cfg, l, a, student_probs, prev_labels)
+    kept = _filter(p, cfg, l, a, student_probs, prev.pool)
+    held = _held(p, cfg, l, student_probs, views, prev.held)  # the same E-step and filters on the validation split
     _notify(cbs, 'after_filter', hist, dict(method=method, level=l, round=r, judge=student_probs, teacher=a.teacher,
                                            kept=kept.mask))
     epochs = scaled_epochs(cfg.probe.epochs, kept.rate, cfg.epoch_rule) if cfg.scale_epochs else cfg.probe.epochs
     labels = a.labels[kept.mask]  # (P', C)
     targets = labels if cfg.probe.soft else labels.argmax(1)  # (P', C) or (P',)
     t2, tag = time.perf_counter(), dict(method=method, level=l, round=r)
-    probe, new_probs = _fit(p, p.feats[pool][kept.mask], targets, cfg.probe, epochs, seed, device, hist, cbs, tag, init)
+    probe, new_probs = _fit(p, p.feats[pool][kept.mask], targets, cfg.probe, epochs, seed, device, hist, cbs, tag, init,
+                            held)
+    rec = _measure(p, l, method, r, a, true_teacher, kept, probe, new_probs)
+    rec.epochs, rec.seconds = epochs, dict(assign=t1 - t0, fit=time.perf_counter() - t2, total=time.perf_counter() - t0)
+    n_route = len(pool) + (len(p.splits['val']) if held is not None else 0)  # the oracle reads the true units it routes
+    rec.gold = dict(train=0, select=probe.gold_select, route=n_route if cfg.assign == 'oracle' else 0)
+    return Step(rec, new_probs, Given(a.labels, held), probe)
+
+def _measure(p:Problem, l:int, method:str, r:int, a:Assignment, true_teacher, kept:Kept, probe, new_probs)->Record:
+    "Measurement only (gold labels): what the level's routing, labels, filter and student achieved."
+    pool, test, y = p.splits['pool'], p.splits['test'], p.truth.labels
     units = (y if p.hierarchy.kind == 'class' else p.truth.domains)[pool]  # (P,)
     k = a.weights.shape[1]
     counts = torch.zeros(k, p.hierarchy.n_units).index_add_(1, units, a.weights.float().T)  # (K, U), no (P, U) one-hot
     pr = precision_recall(kept.mask, a.labels, y[pool])
-    rec = Record(method=method, level=l, round=r, n_teachers=k, teacher_acc=_collective_acc(p, l),
-                 label_acc=accuracy(a.labels, y[pool]), assign_acc=assignment_accuracy(a, true_teacher),
-                 keep_rate=kept.rate, precision=pr.precision, recall=pr.recall, epochs=epochs,
-                 val_acc=probe.val_acc, test_acc=accuracy(new_probs[test], y[test]), counts=counts.tolist(),
-                 seconds=dict(assign=t1 - t0, fit=time.perf_counter() - t2, total=time.perf_counter() - t0),
-                 best_on_test=_best_on_test(probe))
-    return rec, new_probs, a.labels, probe
+    return Record(method=method, level=l, round=r, n_teachers=k, teacher_acc=_collective_acc(p, l),
+                  label_acc=accuracy(a.labels, y[pool]), assign_acc=assignment_accuracy(a, true_teacher),
+                  keep_rate=kept.rate, precision=pr.precision, recall=pr.recall, epochs=0,
+                  val_acc=_sel_score(probe), test_acc=accuracy(new_probs[test], y[test]), counts=counts.tolist(),
+                  best_on_test=_best_on_test(probe))
 
 # %% ../nbs/07_cosupervise.ipynb #3f081240
 BASELINE_GATES = {'oracle': 'oracle', 'ensemble': 'ensemble', 'confidence_routing': 'confidence'}
@@ -311,33 +381,60 @@ def gate_views(p:Problem, cfg:CSLConfig, device='auto', gates=None)->GateViews:
     gates = [cfg.assign] if gates is None else gates  # the gates this run walks
     k = min(cfg.neighbours, len(p.splits['pool']) - 1)
     wanted = k >= 1 and any('neighbour_probs' in NEEDS.get(g, set()) for g in gates)
-    nbrs = pool_neighbours(p.feats[p.splits['pool']], k, device) if wanted else None  # (P, k)
-    return GateViews(_unit_probs(p, device), nbrs)
+    pool_x = p.feats[p.splits['pool']]  # (P, D)
+    nbrs = pool_neighbours(pool_x, k, device) if wanted else None  # (P, k)
+    weak = wanted and cfg.probe.select == 'weak'  # the validation split is routed too
+    val_nbrs = pool_neighbours(pool_x, k, device, queries=p.feats[p.splits['val']]) if weak else None  # (V, k)
+    return GateViews(_unit_probs(p, device), nbrs, val_nbrs)
 
 
 # %% ../nbs/07_cosupervise.ipynb #b9e575f3
-def _walk(p:Problem, cfg:CSLConfig, method:str, start:tuple, views:GateViews, seed, device, hist:History, cbs):
+def _walk(p:Problem, cfg:CSLConfig, method:str, start:Step, views:GateViews, seed, device, hist:History, cbs):
     "Levels 1..L-1 for one gate, starting from the level-0 student; appends records."
-    student_probs, labels, probe = start
+    student_probs, given, probe = start.probs, start.given, start.probe
     for l in range(1, p.n_levels):
-        for r in range(cfg.rounds):
-            rec, student_probs, new_labels, probe = level_step(p, cfg, l, r, student_probs, labels, views, method, seed,
-                                                               device, hist, cbs, init=None if cfg.reinit else probe)
-            hist.records.append(rec); _notify(cbs, 'after_round', hist, rec)
-        labels = new_labels
-        _notify(cbs, 'after_level', hist, rec)
+        for r in range(cfg.rounds):  # every round re-routes the level's labels with the newest student
+            step = level_step(p, cfg, l, r, student_probs, given, views, method, seed, device, hist, cbs,
+                              init=None if cfg.reinit else probe)
+            student_probs, probe = step.probs, step.probe
+            hist.records.append(step.rec); _notify(cbs, 'after_round', hist, step.rec)
+        given = step.given  # the next level's local-global filter compares with this level's labels
+        _notify(cbs, 'after_level', hist, step.rec)
 
 
 # %% ../nbs/07_cosupervise.ipynb #ce856745
 def _ceiling(p:Problem, cfg:CSLConfig, seed, device, hist, cbs)->Record:
-    "The same student trained on the pool's true labels: the strong ceiling."
-    t0, pool, test, y = time.perf_counter(), p.splits['pool'], p.splits['test'], p.truth.labels
+    "The same student trained on the pool's true labels, its epoch chosen on the validation split's: the ceiling."
+    t0, pool, val, test, y = time.perf_counter(), p.splits['pool'], p.splits['val'], p.splits['test'], p.truth.labels
     tag = dict(method='ceiling', level=None, round=0)
-    probe, probs = _fit(p, p.feats[pool], y[pool], cfg.probe, cfg.probe.epochs, seed, device, hist, cbs, tag)
+    gold = replace(cfg.probe, select='gold')  # the upper bound is trained on gold anyway: it keeps a gold selection
+    probe, probs = _fit(p, p.feats[pool], y[pool], gold, cfg.probe.epochs, seed, device, hist, cbs, tag)
     return Record(method='ceiling', level=None, round=0, n_teachers=0, teacher_acc=None, label_acc=1.0,
                   assign_acc=None, keep_rate=1.0, precision=1.0, recall=1.0, epochs=cfg.probe.epochs,
-                  val_acc=probe.val_acc, test_acc=accuracy(probs[test], y[test]),
-                  seconds=dict(total=time.perf_counter() - t0), best_on_test=_best_on_test(probe))
+                  val_acc=_sel_score(probe), test_acc=accuracy(probs[test], y[test]),
+                  seconds=dict(total=time.perf_counter() - t0), best_on_test=_best_on_test(probe),
+                  gold=dict(train=len(pool), select=len(val), route=0))
+
+def _direct(p:Problem, cfg:CSLConfig, method:str, split:str, seed, device)->Record:
+    "A reference student trained on the gold labels of `split` alone, as many steps as the naive student takes."
+    t0, idx, test, y = time.perf_counter(), p.splits[split], p.splits['test'], p.truth.labels
+    epochs = scaled_epochs(cfg.probe.epochs, min(1.0, len(idx) / len(p.splits['pool'])), cfg.epoch_rule)
+    # the teachers' own labelled set: the last epoch (or, with select='gold', the gold validation labels: counted)
+    sel = replace(cfg.probe, select='gold' if method == 'few_shot' and cfg.probe.select == 'gold' else 'last')
+    x_sel, y_sel, n_sel = _selection(p, sel, None)
+    probe = fit_probe(p.feats[idx], y[idx], sel, x_sel, y_sel, device=device, seed=seed, epochs=epochs,
+                      n_classes=p.n_classes)
+    used = dict(teach=len(idx), train=0) if split == 'teach' else dict(teach=0, train=len(idx))  # the set it reads
+    return Record(method=method, level=None, round=0, n_teachers=0, teacher_acc=None, label_acc=None, assign_acc=None,
+                  keep_rate=None, precision=None, recall=None, epochs=epochs, val_acc=_sel_score(probe),
+                  test_acc=accuracy(predict(probe, p.feats[test]), y[test]), seconds=dict(total=time.perf_counter() - t0),
+                  gold=dict(**used, select=n_sel, route=0))
+
+def _references(p:Problem, cfg:CSLConfig, seed, device)->list:
+    "What the labels the method does not use would buy the student directly: the few-shot and gold-val students."
+    recs = [_direct(p, cfg, 'few_shot', 'teach', seed, device)] if len(p.splits.get('teach', ())) else []
+    if cfg.probe.select == 'gold': recs.append(_direct(p, cfg, 'gold_val', 'val', seed, device))
+    return recs
 
 # %% ../nbs/07_cosupervise.ipynb #65e90365
 def _check_run(p:Problem, cfg:CSLConfig):
@@ -365,6 +462,7 @@ def co_supervise(p:Problem, # features, teachers, hierarchy, splits (and the tru
     dev = get_device(device); set_seed(seed); t0 = time.perf_counter()
     hist = History(meta=dict(config=_cfg_dict(cfg), seed=seed, device=str(dev), kind=p.hierarchy.kind,
                              labels='soft' if cfg.probe.soft else 'hard', gates=run_gates(cfg, baselines),
+                             select=cfg.probe.select, teacher_labels=len(p.splits.get('teach', ())),
                              n_teachers=[p.hierarchy.n_teachers(l) for l in range(p.n_levels)], **provenance()))
     test = p.splits['test']
     hist.weak_acc = accuracy(p.bank.probs[0][test, 0].float(), p.truth.labels[test])
@@ -372,11 +470,13 @@ def co_supervise(p:Problem, # features, teachers, hierarchy, splits (and the tru
     if baselines:  # first: with the ceiling known, every later step has its PGR as it finishes
         rec = _ceiling(p, cfg, seed, dev, hist, cbs); hist.ceiling_acc = rec.test_acc
         hist.records.append(rec); _notify(cbs, 'after_round', hist, rec)
-    rec0, student_probs, labels, probe = level_zero(p, cfg, seed, dev, hist, cbs)
-    hist.records.append(rec0); _notify(cbs, 'after_round', hist, rec0); _notify(cbs, 'after_level', hist, rec0)
+        for rec in _references(p, cfg, seed, dev): hist.records.append(rec); _notify(cbs, 'after_round', hist, rec)
+    start = level_zero(p, cfg, seed, dev, hist, cbs)
+    hist.records.append(start.rec); _notify(cbs, 'after_round', hist, start.rec)
+    _notify(cbs, 'after_level', hist, start.rec)
     views = gate_views(p, cfg, dev, gates=list(run_gates(cfg, baselines).values()))
     for method, gate in run_gates(cfg, baselines).items():
-        try: _walk(p, replace(cfg, assign=gate), method, (student_probs, labels, probe), views, seed, dev, hist, cbs)
+        try: _walk(p, replace(cfg, assign=gate), method, start, views, seed, dev, hist, cbs)
         except EmptyKeptError as e:  # a baseline whose filter keeps nothing is a result (recorded), not a crash
             if method == 'csl': raise
             hist.meta.setdefault('failed', {})[method] = str(e)
@@ -407,7 +507,19 @@ def _row(method:str, rec:Record|None, h:History, level=None, n_teachers=1, test_
     row['pgr'] = None if math.isnan(g) else g
     row['best_on_test'], row['pgr_best_on_test'] = best, None if math.isnan(gb) else gb
     for f in _FIELDS[2:]: row[f] = getattr(rec, f) if rec else None
+    # every label counted: the teachers' labelled set, and the gold labels this row's student read beyond it
+    row['select'], row['teacher_labels'] = h.meta.get('select'), h.meta.get('teacher_labels')
+    row['gold'] = dict(NO_GOLD, **((rec.gold or {}) if rec else {}))
     return row
+
+# gold labels a student read directly: the teachers' labelled set (`few_shot` only), others to train, to choose its
+# epoch, to route (the teachers themselves learnt from the labelled set: every row depends on it through them)
+NO_GOLD = dict(teach=0, train=0, select=0, route=0)
+
+def gold_note(gold:dict|None)->str:
+    "A row's gold labels as a short note: '-' for none, else e.g. 'select 680' or 'train 4218 + select 680'."
+    parts = [f'{k} {v}' for k, v in (gold or {}).items() if v]
+    return ' + '.join(parts) or '-'
 
 def _method_rows(h:History, method:str)->list:
     "Rows of one gate: per level (`method@L`, for the curve methods), then at the deepest level (`method`)."
@@ -432,8 +544,9 @@ class Report:
             raise InputError(f"Report.from_history: got {type(h).__name__}; expected a History (History.from_dict "
                              "reads a saved one)")
         rows = [_row('weak', None, h, level=0, test_acc=h.weak_acc), _row('naive_w2s', h.last('naive_w2s'), h)]
+        rows += [_row(m, h.last(m), h, n_teachers=0) for m in ('few_shot',) if h.of(m)]
         for m in ('csl', 'official', 'ensemble', 'oracle', 'confidence_routing'): rows += _method_rows(h, m)
-        if h.of('ceiling'): rows.append(_row('ceiling', h.last('ceiling'), h, n_teachers=0))
+        rows += [_row(m, h.last(m), h, n_teachers=0) for m in ('ceiling', 'gold_val') if h.of(m)]
         return cls(rows, h.weak_acc, h.ceiling_acc, h.meta)
     def row(self, method:str)->dict:
         "The row of `method` ('csl', 'csl@1', 'oracle', ...)."
@@ -444,8 +557,11 @@ class Report:
     def _repr_markdown_(self)->str:
         f = lambda v: '' if v is None else f'{v:.3f}' if isinstance(v, float) else str(v)
         cols = ['method', 'labels', 'level', 'n_teachers', *_FIELDS]
-        head = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-        return '\n'.join(head + ['| ' + ' | '.join(f(r[c]) for c in cols) + ' |' for r in self.rows])
+        head = ['| ' + ' | '.join(cols) + ' | gold labels |', '|' + '---|' * (len(cols) + 1)]
+        body = ['| ' + ' | '.join(f(r[c]) for c in cols) + f" | {gold_note(r['gold'])} |" for r in self.rows]
+        note = (f"\n\nepoch selection: `{self.meta.get('select')}`; the teachers' labelled set: "
+                f"{self.meta.get('teacher_labels')} gold labels (every method depends on it through its teachers)")
+        return '\n'.join(head + body) + (note if self.meta.get('select') else '')
     def __str__(self): return self._repr_markdown_()
 
 
@@ -464,7 +580,7 @@ def _check_types(p:Problem):
         raise InputError(f"splits: got {type(p.splits).__name__}; expected a dict 'pool'/'val'/'test' (and 'teach') "
                          "-> index tensors")
     named = {'feats': p.feats, **{f'bank.probs[{l}]': t for l, t in enumerate(probs)},
-             'truth.labels': p.truth.labels, 'truth.domains': p.truth.domains, 'val_labels': p.val_labels,
+             'truth.labels': p.truth.labels, 'truth.domains': p.truth.domains,
              'teach_units': p.teach_units, **{f'splits[{k!r}]': v for k, v in p.splits.items()}}
     for name, t in named.items():
         if isinstance(t, torch.Tensor) and t.device.type != 'cpu':
@@ -524,7 +640,6 @@ def _check_problem(p:Problem):
     if p.truth.domains is not None:
         check_ids(p.truth.domains, n, h.n_units if h.kind == 'domain' else None, 'truth.domains', 'domain ids')
     _check_splits(p, n)
-    check_ids(p.val_labels, len(p.splits['val']), c, 'val_labels', 'class ids')
     if h.kind == 'domain':
         if p.teach_units is None:
             raise InputError("a domain hierarchy needs teach_units (the domain of each teacher-training sample) to "
@@ -558,4 +673,4 @@ def synthetic_problem(n:int=1200, # samples
     bank = SimpleNamespace(probs=[gen[:, None].half(), torch.stack(spec, 1).half()], hierarchy=h)
     perm = torch.randperm(n, generator=g)
     splits = dict(teach=perm[:0], pool=perm[:n // 2], val=perm[n // 2:n * 2 // 3], test=perm[n * 2 // 3:])
-    return Problem(feats, bank, h, splits, Truth(y), y[splits['val']])
+    return Problem(feats, bank, h, splits, Truth(y))

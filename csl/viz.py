@@ -10,7 +10,9 @@ import numpy as np
 import plotly.graph_objects as go
 from fastcore.basics import patch
 from .core import InputError, PAPER_PGR
-from .cosupervise import History, Record, Report, Callback, BASELINE_GATES, CURVE_METHODS, run_gates
+from .cosupervise import History, Record, Report, Callback, BASELINE_GATES, CURVE_METHODS, run_gates, gold_note
+from .student import SELECT_RULES
+from .experiments import paired
 
 # %% auto #0
 __all__ = ['COLORS', 'csl_path', 'step_label', 'accuracy_by_level', 'hierarchy_figure', 'teacher_accuracy', 'filter_quality',
@@ -381,12 +383,26 @@ def _pct(v)->str:
 
 def _table_html(rows:list)->str:
     "An HTML table of test accuracy, PGR and routing accuracy (in %) per method and label kind."
-    cols = ('method', 'labels', 'teachers', 'test acc (%)', 'PGR (%)', 'routing (%)')
+    cols = ('method', 'labels', 'teachers', 'test acc (%)', 'PGR (%)', 'routing (%)', 'gold labels')
     head = '<tr>' + ''.join(f'<th>{c}</th>' for c in cols) + '</tr>'
     body = ''.join(f"<tr><td>{html.escape(str(r['method']))}</td><td>{html.escape(str(r.get('labels') or ''))}</td>"
                    f"<td>{r.get('n_teachers', '')}</td><td>{_pct(r.get('test_acc'))}</td><td>{_pct(r.get('pgr'))}</td>"
-                   f"<td>{_pct(r.get('assign_acc'))}</td></tr>" for r in rows)
+                   f"<td>{_pct(r.get('assign_acc'))}</td><td>{html.escape(gold_note(r.get('gold')))}</td></tr>"
+                   for r in rows)
     return f'<table>{head}{body}</table>'
+
+def _protocol_html(hist:History, results:dict|None)->str:
+    "How the epochs were chosen, what the teachers' labelled set holds, and (several seeds) csl - official, paired."
+    m = hist.meta; sel = m.get('select')
+    out = (f"<p>epoch selection <code>{html.escape(str(sel))}</code>: {html.escape(SELECT_RULES.get(sel, '?'))}; the "
+           f"teachers' labelled set: {m.get('teacher_labels')} gold labels. 'gold labels': what each row's student read "
+           "beyond that set (training, epoch selection, routing).</p>")
+    if results and len(results.get('seeds') or []) > 1:
+        lines = [f"{k}: " + ', '.join(f"{n} teachers {100*d:+.1f} ± {100*se:.1f}" for n, (d, se, _) in
+                                      sorted(paired(results, labels=k).items())) for k in results.get('labels') or []]
+        out += ("<p>PGR points, csl - official, paired by seed (mean ± standard error): "
+                + html.escape('; '.join(lines)) + '</p>')
+    return out
 
 _PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
@@ -395,7 +411,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child{{
 .meta{{color:#666}}</style>
 </head><body><h1>{title}</h1><p class="meta">{meta}</p>
 {figures}
-<h2>Summary</h2>{table}
+<h2>Summary</h2>{protocol}{table}
 </body></html>"""
 
 # %% ../nbs/08_viz.ipynb #424a230a
@@ -419,7 +435,8 @@ def save_html(path:str|Path, # file to write (its folder is created)
                                                    f"{len(hist.records)} steps", f"{m.get('seconds', 0):.1f} s"))
     rows = summary.rows if isinstance(summary, Report) else summary['rows']
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    page = _PAGE.format(title=html.escape(title), meta=meta, figures='\n'.join(divs), table=_table_html(rows))
+    page = _PAGE.format(title=html.escape(title), meta=meta, figures='\n'.join(divs),
+                        protocol=_protocol_html(hist, results), table=_table_html(rows))
     path.write_text(page, encoding='utf-8')
     return path
 

@@ -2,10 +2,11 @@
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
+from csl.experiments import HELDOUT_SEEDS
 
 CSL = shutil.which('csl', path=str(Path(sys.executable).parent)) or shutil.which('csl')
 FIELDS = ('test_acc', 'pgr', 'keep_rate', 'precision', 'recall', 'assign_acc')
-BASE = {'weak', 'naive_w2s', 'ensemble', 'csl', 'oracle', 'confidence_routing', 'ceiling'}
+BASE = {'weak', 'naive_w2s', 'few_shot', 'ensemble', 'csl', 'oracle', 'confidence_routing', 'ceiling'}
 LEVELS = (1, 2, 3)  # the default hierarchy: 1 -> 2 -> 4 -> 8 teachers
 
 
@@ -51,7 +52,7 @@ def check_contract(res, preset, seeds, levels=None):
 
 @pytest.fixture(scope='module')
 def default_run(tmp_path_factory):
-    "`csl run` on the embedded default, 3 seeds, cold caches."
+    "`csl run` on the embedded default, its default seeds (the held-out ones), cold caches."
     tmp = tmp_path_factory.mktemp('run')
     p = csl('run', '--out', str(tmp/'out'), '--html', str(tmp/'report.html'), cache=tmp/'cache')
     return p, tmp
@@ -64,31 +65,39 @@ def test_main_job_runs(default_run):
     assert 'PGR (%) against the number of teachers' in p.stdout and '| paper (ImageNet) | soft |' in p.stdout
     assert 'feature' in p.stderr.lower() or 'extracting' in p.stderr  # progress goes to stderr
     res = json.loads((tmp/'out'/'results.json').read_text())
-    check_contract(res, 'digits', [0, 1, 2], LEVELS)
+    check_contract(res, 'digits', list(HELDOUT_SEEDS), LEVELS)
     assert res['config']['hierarchy'] == 'blocks8' and res['config']['teachers']['budget'] == 'scope'
     assert (tmp/'report.html').stat().st_size > 100_000  # plotly.js inline
 
 
 def test_main_job_curve(default_run):
-    "The paper's curve on the embedded default, read from the written results.json (criteria of the hierarchy issue)."
+    """The paper's curve on the embedded default's held-out seeds, gold-free (select='last'), read from results.json.
+
+    What holds there (issue 20's measurement, `csl run` on seeds 100-104): CSL rises level by level for both kinds of
+    labels and beats the official rule by at least 0.10 PGR at 8 teachers; perfect routing bounds it at every level.
+    The official rule stays above naive W2S but does not rise level by level on these seeds, so that is not asserted."""
     p, tmp = default_run
     res = json.loads((tmp/'out'/'results.json').read_text())
     pgr = lambda m, kind='soft': mean(res, m, 'pgr', kind)
     naive, L = pgr('naive_w2s'), LEVELS[-1]
-    assert pgr(f'official@{L}') >= naive + 0.15, (pgr(f'official@{L}'), naive)    # the official rule, soft labels
-    for m in ('csl', 'official'):
-        for kind in ('soft', 'hard'):
+    assert pgr(f'official@{L}') > naive, (pgr(f'official@{L}'), naive)
+    for kind in ('soft', 'hard'):
+        for m in ('csl', 'oracle'):
             curve = [pgr('naive_w2s', kind)] + [pgr(f'{m}@{l}', kind) for l in LEVELS]
             assert all(b > a for a, b in zip(curve, curve[1:])), (m, kind, curve)   # rising level to level
-        assert pgr(f'{m}@{L}', 'soft') >= pgr(f'{m}@{L}', 'hard'), m             # soft >= hard at 8 teachers
-    for kind in ('soft', 'hard'):
+        assert pgr(f'csl@{L}', kind) >= pgr(f'official@{L}', kind) + 0.10, kind     # the done-when of issue 20
         for l in LEVELS:
             assert pgr(f'oracle@{l}', kind) >= pgr(f'csl@{l}', kind), (kind, l)   # perfect routing bounds the gate
             assert mean(res, f'oracle@{l}', 'assign_acc', kind) == 1.0
-    assert pgr(f'csl@{L}') >= 0.60 and pgr(f'csl@{L}') > pgr(f'official@{L}'), (pgr(f'csl@{L}'), pgr(f'official@{L}'))
+    assert pgr(f'csl@{L}') >= 0.60, pgr(f'csl@{L}')
     for l in LEVELS:   # the default gate routes better than the official rule at every level
         assert mean(res, f'csl@{l}', 'assign_acc') > mean(res, f'official@{l}', 'assign_acc'), l
     assert mean(res, 'confidence_routing') < mean(res, 'csl')
+    # every label counted: no method row read a gold label; the few-shot student read the teachers' own set
+    assert all(not any(r['gold'].values()) for r in res['rows'] if r['method'].split('@')[0] in ('naive_w2s', 'csl', 'official'))
+    assert row(res, 'few_shot')['gold']['teach'] == 200 and row(res, 'ceiling')['gold']['select'] == 680
+    assert res['config']['csl']['probe']['select'] == 'last' and 'epoch selection `last`' in p.stdout
+    assert 'csl - official, paired by seed' in p.stdout
 
 
 def test_default_report_renders(default_run):
@@ -109,11 +118,11 @@ def test_resume_reuses_finished_seeds(default_run):
     "A second run over the same folder reuses every finished seed and gives the same file."
     p, tmp = default_run
     first = json.loads((tmp/'out'/'results.json').read_text())
-    (tmp/'out'/'seeds'/'seed-2.json').unlink()  # as if killed before seed 2 finished
+    (tmp/'out'/'seeds'/'seed-104.json').unlink()  # as if killed before the last seed finished
     q = csl('run', '--out', str(tmp/'out'), cache=tmp/'cache')
     assert q.returncode == 0, q.stderr[-3000:]
     again = json.loads((tmp/'out'/'results.json').read_text())
-    assert again['timing_s']['reused_seeds'] == [0, 1]
+    assert again['timing_s']['reused_seeds'] == [100, 101, 102, 103]
     assert again['rows'] == first['rows']
 
 

@@ -55,6 +55,7 @@ def test_presets_say_what_they_need():
                  'cifar100-superclass', 'domainnet'):
         assert f'\n{name}\n' in f'\n{p.stdout}', name
     assert p.stdout.count('needs:') == 8
+    assert p.stdout.count('  epoch selection: last, ') == 8 and 'gold' not in p.stdout.split('epoch selection: ')[1][:6]
     assert 'expected PGR (hard labels, 1/2/4/8 teachers): 49.7 / 63.8 / 67.0 / 69.4 %' in p.stdout
     # the release's run (vision/script/csl_imagenet.sh), read back from what `csl presets` prints for both paper presets
     for name in ('imagenet-paper', 'imagenet-paper-hard'):
@@ -63,7 +64,7 @@ def test_presets_say_what_they_need():
         assert lines[0] == '  data: imagenet (blocks8 hierarchy) | teachers: alexnet_head | strong: dinov2_vits14_reg', lines
         assert ('  student: linear probe on raw dinov2_vits14_reg features, 20 epochs, Adam lr 0.0001, batch 100; '
                 'after filtering int(E / rate)') in lines, lines
-        assert "  routing: gate ownership, filter top3; judge select=val ('last' is the release's: --select last)" in lines, lines
+        assert "  routing: gate ownership, filter top3; judge select=last ('last' is the release's: --select last)" in lines, lines
         assert ('  teachers: alexnet_head, 1000 steps of 256, Adam lr 0.0001, cosine over 100100 steps | '
                 'seeds: split the run, teachers 0') in lines, lines
 
@@ -102,7 +103,7 @@ def test_imagenet_paper_end_to_end(imagenet_runs):
     assert hist['meta']['feature_dim'] == 384  # the ViT-S/14 stand-in
     feats = sorted(p.name.split('-')[1] for p in (tmp/'cache-a'/'features').glob('*.pt'))
     assert feats == ['alexnet_conv', 'dinov2_vits14_reg'], feats  # one cached file per feature stage
-    assert res['config']['csl']['probe']['select'] == 'val' and res['config']['teacher_seed'] == 0
+    assert res['config']['csl']['probe']['select'] == 'last' and res['config']['teacher_seed'] == 0
     assert len(list((tmp/'cache-a'/'teachers').glob('*.pt'))) == 1
     print(f"imagenet-paper fixture, cold caches: {r['t_a']:.1f} s")
 
