@@ -194,7 +194,7 @@ def pool_neighbours(feats:torch.Tensor, # (P, D) strong features of the student'
 
 # %% ../nbs/04_assign.ipynb #888e176d
 def neighbour_mean(probs:torch.Tensor, # (P, U) per-sample probabilities over the pool
-                   nbrs:torch.Tensor, # (M, k) neighbour positions in the pool from `pool_neighbours` (M = P, or queries)
+                   nbrs:torch.Tensor, # (M, k) pool positions from `pool_neighbours` (M = P, or queries)
                    chunk:int=8192, # samples at a time (bounds the (B, k, U) gather)
                   )->torch.Tensor: # (M, U) float32 rows that sum to 1
     "Each sample's probabilities replaced by the mean over its pool neighbours."

@@ -56,7 +56,7 @@ def problem_from(data:CSLData, # the dataset (labels, domains, splits)
     return Problem(feats, bank, bank.hierarchy, s, Truth(data.labels, data.domains),
                    data.domains[s['teach']] if data.domains is not None else None)
 
-# %% ../nbs/07_cosupervise.ipynb #079508f2
+# %% ../nbs/07_cosupervise.ipynb #583d2ff0
 def wrong_gold(p:Problem, # a problem
                splits=('pool', 'val'), # whose gold labels (and domains) to replace
               )->Problem:
@@ -427,8 +427,8 @@ def _direct(p:Problem, cfg:CSLConfig, method:str, split:str, seed, device)->Reco
     used = dict(teach=len(idx), train=0) if split == 'teach' else dict(teach=0, train=len(idx))  # the set it reads
     return Record(method=method, level=None, round=0, n_teachers=0, teacher_acc=None, label_acc=None, assign_acc=None,
                   keep_rate=None, precision=None, recall=None, epochs=epochs, val_acc=_sel_score(probe),
-                  test_acc=accuracy(predict(probe, p.feats[test]), y[test]), seconds=dict(total=time.perf_counter() - t0),
-                  gold=dict(**used, select=n_sel, route=0))
+                  test_acc=accuracy(predict(probe, p.feats[test]), y[test]),
+                  seconds=dict(total=time.perf_counter() - t0), gold=dict(**used, select=n_sel, route=0))
 
 def _references(p:Problem, cfg:CSLConfig, seed, device)->list:
     "What the labels the method does not use would buy the student directly: the few-shot and gold-val students."

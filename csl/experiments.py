@@ -130,7 +130,7 @@ def configure(preset:Preset|str, # a preset or its name
               teachers:str|None=None, # a folder of checkpoints `level{l}-teacher{k}.pt` used instead of training
               batch_size:int|None=None, # images per forward pass for feature extraction
               teacher_steps:int|None=None, # optimisation steps per teacher (a quick look; the paper: 1000)
-              select:str|None=None, # how each student's epoch is chosen: 'weak', 'last' (the release) or 'gold' (opt-in)
+              select:str|None=None, # how students' epochs are chosen: 'last' (the release), 'weak' or 'gold' (opt-in)
               **data_kw, # options for the dataset loader (e.g. download=True, n_teach=0.05)
              )->Preset:
     "A copy of `preset` with overrides applied."
@@ -413,7 +413,7 @@ def _random_weights(cfg:dict)->bool:
     return cfg.get('pretrained', True) is False or (t.get('kind') == 'alexnet_head' and t.get('pretrained') is False)
 
 
-# %% ../nbs/12_experiments.ipynb #470cde2c
+# %% ../nbs/12_experiments.ipynb #c0df352a
 def paired(res:dict, # a results dict
            a:str='csl', b:str='official', # the two gates compared
            labels:str|None=None, # 'soft' or 'hard'; None: the preset's own kind
@@ -465,8 +465,9 @@ def _few_shot_note(res:dict)->list:
     few = next((r for r in res['rows'] if r['method'] == 'few_shot'), None)
     if few is None or _mean_std(few['pgr'])[0] is None: return []
     (m, s), (a, sa) = _mean_std(few['pgr']), _mean_std(few['test_acc'])
-    return ['', f"few-shot: the strong student trained directly on the teachers' {few.get('teacher_labels')} gold labels "
-            f"(as many steps as the naive student): PGR {100*m:.1f} ± {100*s:.1f}, test accuracy {100*a:.1f} ± {100*sa:.1f}"]
+    return ['', f"few-shot: the strong student trained directly on the teachers' {few.get('teacher_labels')} gold "
+            f"labels (as many steps as the naive student): PGR {100*m:.1f} ± {100*s:.1f}, test accuracy "
+            f"{100*a:.1f} ± {100*sa:.1f}"]
 
 def _paired_lines(res:dict, ns:list)->list:
     "Table lines: csl - official, paired by seed, per label kind."

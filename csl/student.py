@@ -47,7 +47,7 @@ class ProbeConfig:
             ('precision', self.precision == 'fp32' or (self.fast and self.hidden == 0),
                 "'fp32' unless fast=True and hidden=0: bf16 is only on the fast linear path"),
             ('select', self.select in SELECT_RULES, "one of 'weak', 'last', 'gold'"
-                + ("; the old 'val' (gold validation labels) is now 'gold'" if self.select == 'val' else ''))] if not ok]
+                + ("; the old 'val' (gold labels) is now 'gold'" if self.select == 'val' else ''))] if not ok]
         if bad: raise InputError("ProbeConfig: " + "; ".join(bad))
 
 _DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}

@@ -395,8 +395,8 @@ def _protocol_html(hist:History, results:dict|None)->str:
     "How the epochs were chosen, what the teachers' labelled set holds, and (several seeds) csl - official, paired."
     m = hist.meta; sel = m.get('select')
     out = (f"<p>epoch selection <code>{html.escape(str(sel))}</code>: {html.escape(SELECT_RULES.get(sel, '?'))}; the "
-           f"teachers' labelled set: {m.get('teacher_labels')} gold labels. 'gold labels': what each row's student read "
-           "beyond that set (training, epoch selection, routing).</p>")
+           f"teachers' labelled set: {m.get('teacher_labels')} gold labels. 'gold labels': what each row's student "
+           "read directly (the teachers' set, training, epoch selection, routing).</p>")
     if results and len(results.get('seeds') or []) > 1:
         lines = [f"{k}: " + ', '.join(f"{n} teachers {100*d:+.1f} ± {100*se:.1f}" for n, (d, se, _) in
                                       sorted(paired(results, labels=k).items())) for k in results.get('labels') or []]
