@@ -406,7 +406,8 @@ def select_note(res:dict)->str:
     n = next((r.get('teacher_labels') for r in res['rows'] if r.get('teacher_labels') is not None), None)
     rule = SELECT_RULES.get(sel, 'unknown')
     teach = f"; the teachers' labelled set: {n} gold labels" if n is not None else ''
-    return f"epoch selection `{sel}`: {rule}{teach}. 'gold labels': what each row's student read beyond that set."
+    return (f"epoch selection `{sel}`: {rule}{teach}. 'gold labels': what each row's student read directly (the "
+            "teachers' set, training, epoch selection, routing).")
 
 def _random_weights(cfg:dict)->bool:
     t = cfg.get('teachers', {})

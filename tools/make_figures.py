@@ -67,17 +67,19 @@ def loop_diagram(path: Path) -> Path:
 
 def run_figures(results: Path, out: Path) -> list:
     "The default run's curve, heatmap and routing figures as PNGs (a quick `csl run` first when `results` is missing)."
-    from csl.experiments import run_experiment, seed_file
+    from csl.experiments import run_experiment, seed_file, HELDOUT_SEEDS
     from csl.cosupervise import History
     from csl.core import PAPER_PGR
     from csl.cosupervise import CURVE_METHODS
     from csl.viz import pgr_by_teachers, assignment_heatmap, routing_by_level
-    if not (results/'results.json').exists(): run_experiment('digits', (0, 1, 2), results, 'cpu')
+    if not (results/'results.json').exists(): run_experiment('digits', HELDOUT_SEEDS, results, 'cpu')
     res = json.loads((results/'results.json').read_text())
     hist = History.from_dict(json.loads(seed_file(results, res['seeds'][0]).read_text())['history'])
     figs = {'curve.png': pgr_by_teachers(res, reference=PAPER_PGR, methods=CURVE_METHODS, height=420),
             'heatmap.png': assignment_heatmap(hist, height=380), 'routing.png': routing_by_level(hist, height=380)}
-    figs['curve.png'].update_layout(title=f"PGR against number of teachers: {res['preset']}, {len(res['seeds'])} seeds")
+    seeds = ', '.join(map(str, res['seeds']))
+    figs['curve.png'].update_layout(title=f"PGR against number of teachers: {res['preset']}, seeds {seeds}, "
+                                          f"epoch rule '{res['config']['csl']['probe']['select']}' (no gold label)")
     paths = []
     for name, f in figs.items():
         f.update_layout(sliders=[]) if name == 'heatmap.png' else None
