@@ -262,6 +262,12 @@ def _kinds(rep)->list:
 _KIND_COLORS = {'soft': '#d62728', 'hard': '#1f77b4', None: '#2ca02c'}
 _METHOD_DASH = {'csl': 'solid', 'official': 'dashdot', 'oracle': 'dot'}
 
+def _gold_tag(rep, method:str, kind)->str:
+    "' (N gold labels to select)' when the gate's students chose their epochs on gold labels (select='gold'), else ''."
+    n = max([(r.get('gold') or {}).get('select', 0) for r in _rows_of(rep)
+             if r['method'].startswith(f'{method}@') and r.get('labels', kind) == kind] or [0])
+    return f' ({n} gold labels to select)' if n else ''
+
 def pgr_by_teachers(reports:Report|dict, # a Report or results dict (every label kind it holds), or label kind -> one
                     reference:dict|None=None, # published points to overlay: kind -> {n_teachers: PGR}, e.g. `PAPER_PGR`
                     height:int=380, # figure height in pixels
@@ -283,8 +289,9 @@ def pgr_by_teachers(reports:Report|dict, # a Report or results dict (every label
             if m != 'csl' and not pts: continue  # a gate this run did not walk
             n, mean, sd = zip(*pts) if pts else ((), (), ())
             style = dict(color=_KIND_COLORS.get(kind, '#9467bd'), dash=_METHOD_DASH.get(m, 'solid'))
-            fig.add_scatter(x=n, y=mean, error_y=dict(array=sd, visible=any(sd)), name=f'{m} ({kind})' if kind else m,
-                            mode='lines+markers', line=style)
+            name = (f'{m} ({kind})' if kind else m) + _gold_tag(rep, m, kind)
+            fig.add_scatter(x=n, y=mean, error_y=dict(array=sd, visible=any(sd)), name=name, mode='lines+markers',
+                            line=style)
     for kind, pts in (reference or {}).items():
         n = sorted(pts)
         fig.add_scatter(x=n, y=[pts[k] for k in n], name=f'paper ({kind})', mode='lines+markers', opacity=0.5,
