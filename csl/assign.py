@@ -13,7 +13,7 @@ from .core import InputError, check_shape, check_probs, check_ids, check_feature
 
 # %% auto #0
 __all__ = ['ASSIGNERS', 'NEEDS', 'GateInput', 'Assignment', 'ownership', 'agreement', 'oracle', 'ensemble', 'confidence', 'soft',
-           'scope_mass', 'scope', 'pool_neighbours', 'neighbour_mean', 'neighbours', 'parent', 'assign',
+           'scope_mass', 'scope', 'pool_neighbours', 'neighbour_mean', 'neighbours', 'with_self', 'parent', 'assign',
            'assignment_accuracy', 'assignment_counts', 'UnitHead', 'fit_unit_head']
 
 # %% ../nbs/04_assign.ipynb #22a3d6ea
@@ -211,6 +211,13 @@ def neighbours(g:GateInput)->Assignment:
     if up is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
     return _route(g, scope_mass(up, g.owner, g.k).argmax(1))  # (N,)
 
+# %% ../nbs/04_assign.ipynb #8cc4600c
+def with_self(g:GateInput)->Assignment:
+    "Route by the scope mass of the mean of the sample's own unit probabilities and its neighbourhood's."
+    up, nb = _need(g, 'unit_probs', 'with_self'), _need(g, 'neighbour_probs', 'with_self')  # (N, U), (N, U)
+    if up is None or nb is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
+    return _route(g, scope_mass((up.float() + nb.float()) / 2, g.owner, g.k).argmax(1))  # (N,)
+
 # %% ../nbs/04_assign.ipynb #61d70bc6
 def parent(g:GateInput)->Assignment:
     "Product of experts: the student's scope mass times the parent-level teacher's mass on the same scope."
@@ -226,11 +233,12 @@ def parent(g:GateInput)->Assignment:
     return _route(g, score.argmax(1))
 
 # %% ../nbs/04_assign.ipynb #ed49dc46
-ASSIGNERS = dict(ownership=ownership, scope=scope, neighbours=neighbours, parent=parent, agreement=agreement,
+ASSIGNERS = dict(ownership=ownership, scope=scope, neighbours=neighbours, with_self=with_self, parent=parent,
+                 agreement=agreement,
                  oracle=oracle, ensemble=ensemble, soft=soft, confidence=confidence)
 # optional `GateInput` fields a gate reads beyond the teachers and the student: the loop builds them only for these
 # gates (a neighbourhood costs a (P, P) similarity pass); a user's gate that needs one adds its name here
-NEEDS = dict(neighbours={'neighbour_probs'}, parent={'parent_probs'})
+NEEDS = dict(neighbours={'neighbour_probs'}, with_self={'neighbour_probs'}, parent={'parent_probs'})
 
 def assign(g:GateInput, # validated gate input
            method:str='ownership', # a key of `ASSIGNERS`

@@ -74,8 +74,8 @@ def synthetic_case(n:int=10_000, # P: samples in the student's pool (the release
                    d:int=384, # D feature size
                    seed:int=0, # generator seed
                   )->Problem:
-    "A co-supervision `Problem` of any size: synthetic features, float16 teacher bank; pool of `n`, validation n/8, "
-    "test n/4."
+    ("A co-supervision `Problem` of any size: synthetic features, float16 teacher bank; pool of `n`, validation n/8, "
+     "test n/4.")
     depth = int(round(math.log2(k)))
     if k < 1 or 2 ** depth != k or c < k:
         raise InputError(f"synthetic_case: k={k}; expected a power of 2 (1, 2, 4, 8, ...) not above C={c}")
@@ -261,8 +261,8 @@ _BENCH_RULES = {  # flag -> rule on its value; a new flag adds a row here and a 
     '--lr': number_in(0), '--batch-size': int_at_least(1), '--threads': int_at_least(0), '--json': writable_file}
 
 def _check_bench(a:argparse.Namespace)->torch.device:
-    "Check every flag of `csl bench` before any case runs (a bad value: one `InputError` naming the flag); make the "
-    "--json folder."
+    ("Check every flag of `csl bench` before any case runs (a bad value: one `InputError` naming the flag); make the "
+     "--json folder.")
     check_options({f: getattr(a, f[2:].replace('-', '_')) for f in _BENCH_RULES}, _BENCH_RULES)
     if a.k > min(a.c):
         raise InputError(f"--k {a.k}: expected at most the smallest --c ({min(a.c)}): each deepest teacher owns at "

@@ -12,7 +12,7 @@ from .experiments import (PRESETS, DEFAULT_PRESET, get_preset, configure, run_ex
                              expected_table, seed_file, _check_root)
 from .cosupervise import History
 from .student import SELECT_RULES
-from .experiments import HELDOUT_SEEDS
+from .experiments import HELDOUT_SEEDS, falls_note
 from .bench import add_bench_parser, bench_main
 
 # %% auto #0
@@ -91,14 +91,14 @@ _RUN_RULES = {
 _OWN_FLAG = {'root': '--root', 'seed': '--seeds', 'cache_dir': '--cache', 'download': '--download'}
 
 def _as_flag(flag:str, value, check:Callable):
-    "`check()`; an `InputError` it raises that does not name `flag` is raised again starting with the flag and its "
-    "value."
+    ("`check()`; an `InputError` it raises that does not name `flag` is raised again starting with the flag and its "
+     "value.")
     try: return check()
     except InputError as e: raise InputError(str(e) if flag in str(e) else f"{flag} {value}: {e}") from None
 
 def _check_data(a, preset)->dict:
-    "The loader options of `--data` and `--download`, checked against the preset's loader: its parameters, annotated "
-    "types and ranges."
+    ("The loader options of `--data` and `--download`, checked against the preset's loader: its parameters, annotated "
+     "types and ranges.")
     kw = _data_kw(a.data)
     if (k := next((k for k in kw if k in _OWN_FLAG), None)): raise InputError(f"--data {k}={kw[k]}: {k} has its own "
                                                                               f"flag; expected {_OWN_FLAG[k]} instead")
@@ -111,8 +111,8 @@ def _check_data(a, preset)->dict:
 
 # %% ../nbs/13_cli.ipynb #f0996c7d
 def _check_run(a)->tuple: # (configured preset, device, output folder)
-    "Check every flag of `csl run` before any work (a bad value: one `InputError` naming the flag), then make the "
-    "output folders."
+    ("Check every flag of `csl run` before any work (a bad value: one `InputError` naming the flag), then make the "
+     "output folders.")
     preset = _as_flag('--preset', a.preset, lambda: get_preset(a.preset))
     out = Path(a.out) if a.out else Path('results')/preset.name
     check_options({f: getattr(a, f[2:].replace('-', '_')) for f in _RUN_RULES} | {'--out': out}, _RUN_RULES)
@@ -152,6 +152,7 @@ def _run(a)->int:
         print(f"strong features: ({m.get('n')}, {m.get('feature_dim')}) from {preset.backbone} | student: {student}\n")
     print(results_table(res))
     print('\n' + curve_table(res))
+    if (falls := falls_note(res)): print('\n' + falls)
     if (cmp := expected_table(res)): print('\n' + cmp)
     print(f"\nwrote {out/'results.json'} in {time.perf_counter() - t0:.1f} s")
     if a.html:

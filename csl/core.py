@@ -289,8 +289,8 @@ def cached(path:str|Path, # cache file
            log=None, # optional function taking one message string
            check=None, # optional function raising on a loaded value that is not what `make` makes (wrong shape...)
           ):
-    "Load `path` if it holds a valid entry, else compute with `make()` and save; a corrupt entry is reported and "
-    "recomputed."
+    ("Load `path` if it holds a valid entry, else compute with `make()` and save; a corrupt entry is reported and "
+     "recomputed.")
     path = Path(path)
     if path.exists():
         try:

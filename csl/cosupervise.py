@@ -20,7 +20,8 @@ from .denoise import (get_filter, local_global, compose, require_nonempty, preci
 # %% auto #0
 __all__ = ['OFFICIAL_GATE', 'BASELINE_GATES', 'CURVE_METHODS', 'NO_GOLD', 'Truth', 'Problem', 'problem_from', 'wrong_gold',
            'CSLConfig', 'Record', 'Callback', 'History', 'Held', 'Given', 'Step', 'level_zero', 'GateViews',
-           'level_step', 'run_gates', 'gate_views', 'co_supervise', 'gold_note', 'Report', 'synthetic_problem']
+           'level_step', 'run_gates', 'gate_views', 'co_supervise', 'weak_falls', 'gold_note', 'Report',
+           'synthetic_problem']
 
 # %% ../nbs/07_cosupervise.ipynb #32f8c43f
 @dataclass
@@ -72,7 +73,7 @@ OFFICIAL_GATE = 'ownership'  # the release's rule: the previous student's top-1 
 @dataclass(frozen=True)
 class CSLConfig:
     "How co-supervision runs: gate, filters, rounds, student."
-    assign:str='neighbours' # gate: a key of `csl.assign.ASSIGNERS` ('ownership' is the official rule)
+    assign:str='with_self' # gate: a key of `csl.assign.ASSIGNERS` ('ownership' is the official rule)
     filter:str='top3' # teacher-student consistency filter: a key of `csl.denoise.FILTERS`
     local_global:int=0 # k of the local-global filter (label in the parent's top-k); 0 = off
     rounds:int=1 # assignment rounds per level (each re-routes with the newest student)
@@ -90,8 +91,8 @@ class CSLConfig:
         for k, lo in (('rounds', 1), ('local_global', 0), ('neighbours', 0)):
             if not (isint(getattr(self, k)) and getattr(self, k) >= lo):
                 raise InputError(f"CSLConfig.{k}={getattr(self, k)!r}; expected an int >= {lo}")
-        if self.assign == 'neighbours' and self.neighbours < 1:
-            raise InputError("CSLConfig: assign='neighbours' with neighbours=0; expected neighbours >= 1 (e.g. 10)")
+        if 'neighbour_probs' in NEEDS.get(self.assign, set()) and self.neighbours < 1:
+            raise InputError(f"CSLConfig: assign={self.assign!r} with neighbours=0; expected neighbours >= 1 (e.g. 10)")
         for k in ('reinit', 'scale_epochs'):
             if not isinstance(getattr(self, k), bool):
                 raise InputError(f"CSLConfig.{k}={getattr(self, k)!r}; expected True or False")
@@ -123,6 +124,9 @@ class Record:
     best_on_test:float|None=None # best test accuracy over the student's epochs: the release's number, a comparison only
     # gold labels this student read directly: {'teach', 'train', 'select', 'route'} (counts; see `NO_GOLD`)
     gold:dict|None=None
+    # the student's agreement with its own level's labels for the held-out split (gold-free: a warning sign when it
+    # falls from one level to the next)
+    weak_agree:float|None=None
 
 # %% ../nbs/07_cosupervise.ipynb #9c73b549
 class Callback:
@@ -175,6 +179,12 @@ class Held(NamedTuple):
     labels:torch.Tensor # (V, C) routed by the level's gate, from its teachers (the generalist's at level 0)
     kept:torch.Tensor # (V,) bool, what the level's filters kept
 
+def _weak_agree(p:Problem, probs:torch.Tensor, held:Held|None)->float|None:
+    "Share of the held-out samples the filters kept where the student names the class of the level's own label."
+    if held is None or not bool(held.kept.any()): return None
+    val = p.splits['val'][held.kept]  # (V',)
+    return (probs[val].argmax(1) == held.labels[held.kept].argmax(1)).float().mean().item()
+
 def _selection(p:Problem, cfg:ProbeConfig, held:Held|None)->tuple:
     "(x, y, gold labels read) that choose a student's epoch under `cfg.select`; (None, None, 0): the last epoch."
     val = p.splits['val']
@@ -199,7 +209,7 @@ def _fit(p:Problem, x, targets, cfg:ProbeConfig, epochs:int, seed:int, device, h
 class Given(NamedTuple):
     "The labels a level gave: the pool's (the student trains on the kept ones) and the held-out split's."
     pool:torch.Tensor # (P, C) before filtering
-    held:Held|None # the validation split's labels and what the filters kept; None unless select='weak'
+    held:Held|None # the validation split's labels and what the filters kept
 
 class Step(NamedTuple):
     "What one level (or round) leaves for the next."
@@ -239,7 +249,7 @@ def level_zero(p:Problem, # the problem
                  label_acc=label_acc, assign_acc=None, keep_rate=1.0, precision=label_acc, recall=1.0,
                  epochs=cfg.probe.epochs, val_acc=_sel_score(probe), test_acc=accuracy(student_probs[test], y[test]),
                  seconds=dict(total=time.perf_counter() - t0), best_on_test=_best_on_test(probe),
-                 gold=dict(train=0, select=probe.gold_select, route=0))
+                 gold=dict(train=0, select=probe.gold_select, route=0), weak_agree=_weak_agree(p, student_probs, held))
     return Step(rec, student_probs, Given(labels, held), probe)
 
 # %% ../nbs/07_cosupervise.ipynb #0a79c1a0
@@ -300,8 +310,8 @@ def _filter(p:Problem, cfg:CSLConfig, l:int, a:Assignment, student_probs:torch.T
     return require_nonempty(kept, f"level {l}: training the student") if split == 'pool' else kept
 
 def _held(p:Problem, cfg:CSLConfig, l:int, student_probs:torch.Tensor, views:GateViews, prev:Held|None)->Held|None:
-    "The validation split through the level's own gate and filters: the weak labels that choose the epoch."
-    if cfg.probe.select != 'weak' or prev is None: return None
+    "The validation split through the level's own gate and filters: the weak labels that judge the student (no gold)."
+    if prev is None: return None
     a, _ = _assign_split(p, l, student_probs, views, cfg.assign, 'val')
     return Held(a.labels, _filter(p, cfg, l, a, student_probs, prev.labels, 'val').mask)  # (V, C), (V,)
 
@@ -343,8 +353,9 @@ def level_step(p:Problem, # the problem
                             held)
     rec = _measure(p, l, method, r, a, true_teacher, kept, probe, new_probs)
     rec.epochs, rec.seconds = epochs, dict(assign=t1 - t0, fit=time.perf_counter() - t2, total=time.perf_counter() - t0)
-    n_route = len(pool) + (len(p.splits['val']) if held is not None else 0)  # the oracle reads the true units it routes
+    n_route = len(pool) + len(p.splits['val'])  # the oracle reads the true units it routes, the held-out split's too
     rec.gold = dict(train=0, select=probe.gold_select, route=n_route if cfg.assign == 'oracle' else 0)
+    rec.weak_agree = _weak_agree(p, new_probs, held)
     return Step(rec, new_probs, Given(a.labels, held), probe)
 
 def _measure(p:Problem, l:int, method:str, r:int, a:Assignment, true_teacher, kept:Kept, probe, new_probs)->Record:
@@ -383,8 +394,8 @@ def gate_views(p:Problem, cfg:CSLConfig, device='auto', gates=None)->GateViews:
     wanted = k >= 1 and any('neighbour_probs' in NEEDS.get(g, set()) for g in gates)
     pool_x = p.feats[p.splits['pool']]  # (P, D)
     nbrs = pool_neighbours(pool_x, k, device) if wanted else None  # (P, k)
-    weak = wanted and cfg.probe.select == 'weak'  # the validation split is routed too
-    val_nbrs = pool_neighbours(pool_x, k, device, queries=p.feats[p.splits['val']]) if weak else None  # (V, k)
+    # the validation split is routed too: its weak labels judge every student (and choose its epoch under 'weak')
+    val_nbrs = pool_neighbours(pool_x, k, device, queries=p.feats[p.splits['val']]) if wanted else None  # (V, k)
     return GateViews(_unit_probs(p, device), nbrs, val_nbrs)
 
 
@@ -509,12 +520,28 @@ def _row(method:str, rec:Record|None, h:History, level=None, n_teachers=1, test_
     for f in _FIELDS[2:]: row[f] = getattr(rec, f) if rec else None
     # every label counted: the teachers' labelled set, and the gold labels this row's student read beyond it
     row['select'], row['teacher_labels'] = h.meta.get('select'), h.meta.get('teacher_labels')
+    row['weak_agree'] = rec.weak_agree if rec else None
     row['gold'] = dict(NO_GOLD, **((rec.gold or {}) if rec else {}))
     return row
 
 # gold labels a student read directly: the teachers' labelled set (`few_shot` only), others to train, to choose its
 # epoch, to route (the teachers themselves learnt from the labelled set: every row depends on it through them)
 NO_GOLD = dict(teach=0, train=0, select=0, route=0)
+
+def weak_falls(rows:list, # report rows (a `Report`'s, or one seed's)
+               methods=('csl', 'official'), # the gates whose paths are checked
+              )->list: # one sentence per level where the agreement fell
+    "Gold-free warning signs: levels whose student agrees less with its own held-out weak labels than the level above."
+    by = {r['method']: r for r in rows}
+    out = []
+    for m in methods:
+        path = [by.get('naive_w2s')] + [by[k] for k in sorted(k for k in by if k.startswith(f'{m}@'))]
+        agree = [(r['n_teachers'], r.get('weak_agree')) for r in path if r is not None]
+        for (n0, a0), (n1, a1) in zip(agree, agree[1:]):
+            if a0 is not None and a1 is not None and a1 < a0:
+                out.append(f"gold-free warning: {m}'s student with {n1} teachers agrees less with its own held-out "
+                           f"weak labels ({a1:.3f}) than with {n0} ({a0:.3f}); the curve may fall there")
+    return out
 
 def gold_note(gold:dict|None)->str:
     "A row's gold labels as a short note: '-' for none, else e.g. 'select 680' or 'train 4218 + select 680'."
@@ -561,7 +588,8 @@ class Report:
         body = ['| ' + ' | '.join(f(r[c]) for c in cols) + f" | {gold_note(r['gold'])} |" for r in self.rows]
         note = (f"\n\nepoch selection: `{self.meta.get('select')}`; the teachers' labelled set: "
                 f"{self.meta.get('teacher_labels')} gold labels (every method depends on it through its teachers)")
-        return '\n'.join(head + body) + (note if self.meta.get('select') else '')
+        warn = ''.join(f"\n\n{w}" for w in weak_falls(self.rows))
+        return '\n'.join(head + body) + (note if self.meta.get('select') else '') + warn
     def __str__(self): return self._repr_markdown_()
 
 

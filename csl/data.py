@@ -303,8 +303,8 @@ class ImageFiles(Dataset):
 
 # %% ../nbs/09_data.ipynb #10a2f4cc
 class ArrayImages(Dataset):
-    "Images held as a uint8 tensor (N, ch, H, W), converted to float (and resized) on access; `batch` reads many at "
-    "once."
+    ("Images held as a uint8 tensor (N, ch, H, W), converted to float (and resized) on access; `batch` reads many at "
+     "once.")
     def __init__(self, data:torch.Tensor, labels:torch.Tensor, size:int|None=None):
         self.data, self.labels, self.size = data, labels, size
         self.content_id = _digest(data, size)
@@ -350,8 +350,8 @@ _ARRAY_GLOBALS = {('numpy', 'ndarray'): np.ndarray, ('numpy', 'dtype'): np.dtype
                      for m in ('numpy.core.multiarray', 'numpy._core.multiarray')}}
 
 class _ArrayUnpickler(pickle.Unpickler):
-    "Unpickle numpy arrays, dicts, lists, numbers and strings only: any other class or function is refused, never "
-    "called."
+    ("Unpickle numpy arrays, dicts, lists, numbers and strings only: any other class or function is refused, never "
+     "called.")
     def find_class(self, module, name):
         if (module, name) in _ARRAY_GLOBALS: return _ARRAY_GLOBALS[(module, name)]
         raise pickle.UnpicklingError(f"it asks for {module}.{name}; expected numpy arrays, lists and strings only")
@@ -536,8 +536,8 @@ _TYPE_NAMES = {int: 'an int', float: 'a float', bool: 'true or false', str: 'a s
                type(None): 'null'}
 
 def _annotated_types(a)->tuple|None:
-    "The types an annotation names (a string under `from __future__ import annotations`, or a type or union); None: "
-    "not checkable."
+    ("The types an annotation names (a string under `from __future__ import annotations`, or a type or union); None: "
+     "not checkable.")
     if isinstance(a, str): names = [t.strip() for t in a.split('|')]
     else: names = [getattr(t, '__name__', str(t)) for t in (typing.get_args(a) or (a,))]
     if a is inspect.Parameter.empty or not all(t in _TYPES for t in names): return None

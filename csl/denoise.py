@@ -35,8 +35,8 @@ def _label_ids(labels:torch.Tensor, n:int|None, c:int|None, name:str)->torch.Ten
     return check_ids(labels, n, c, name, 'class ids')  # (N,) int64 in [0, C)
 
 def _rate(mask:torch.Tensor)->float:
-    "Kept share as an exact fraction n_kept / N (a float32 mean would round 2/3 up, above the rate it came from); 1 "
-    "for N = 0."
+    ("Kept share as an exact fraction n_kept / N (a float32 mean would round 2/3 up, above the rate it came from); 1 "
+     "for N = 0.")
     return int(mask.sum()) / len(mask) if len(mask) else 1.0
 
 def _check_k(k, c:int, where:str):

@@ -16,13 +16,14 @@ from .hierarchy import Hierarchy
 from .features import get_features
 from .teachers import TeacherConfig, train_teachers
 from .student import ProbeConfig, SELECT_RULES
-from .cosupervise import CSLConfig, Problem, History, Report, problem_from, co_supervise, _cfg_dict, gold_note
+from .cosupervise import (CSLConfig, Problem, History, Report, problem_from, co_supervise, _cfg_dict, gold_note,
+                            weak_falls)
 
 # %% auto #0
 __all__ = ['HIERARCHIES', 'PRESETS', 'DEFAULT_PRESET', 'DESIGN_SEEDS', 'SELECTION_SEEDS', 'HELDOUT_SEEDS', 'RESULT_FIELDS',
            'Preset', 'get_preset', 'configure', 'build_problem', 'extract_preset', 'extract_table', 'run_seed',
            'preset_config', 'seed_file', 'collect', 'run_experiment', 'result_row', 'mean_of', 'results_table',
-           'select_note', 'paired', 'curve', 'curve_table', 'expected_table']
+           'select_note', 'paired', 'curve', 'curve_table', 'falls_note', 'expected_table']
 
 # %% ../nbs/12_experiments.ipynb #8f655974
 HIERARCHIES = {
@@ -101,7 +102,7 @@ def _imagenet_paper(name:str, soft:bool, pgr:dict)->Preset:
                         "ILSVRC2012_devkit_t12.tar.gz), val/ (50,000 images) "
                         f"and train/ (teachers: 8 % of every class; validation: 10,000 more); weights: {_WEIGHTS}")
 
-_OTHER_CSL = replace(_PAPER_CSL, assign='neighbours')  # the paper's student on other data, with the package's gate
+_OTHER_CSL = replace(_PAPER_CSL, assign='with_self')  # the paper's student on other data, with the package's gate
 PRESETS.update({p.name: p for p in [
     _imagenet_paper('imagenet-paper', True, {1: .568, 2: .690, 4: .734, 8: .755}),
     _imagenet_paper('imagenet-paper-hard', False, {1: .497, 2: .638, 4: .670, 8: .694}),
@@ -263,7 +264,7 @@ def run_seed(preset:Preset, seed:int=0, device='auto', cache_dir=None, cbs=(), l
 
 
 # %% ../nbs/12_experiments.ipynb #18b7f5cd
-RESULT_FIELDS = ('test_acc', 'pgr', 'keep_rate', 'precision', 'recall', 'assign_acc',
+RESULT_FIELDS = ('test_acc', 'pgr', 'keep_rate', 'precision', 'recall', 'assign_acc', 'weak_agree',
                  'best_on_test', 'pgr_best_on_test')  # the release's best-epoch-on-test number: a comparison only
 
 def preset_config(preset:Preset)->dict:
@@ -460,6 +461,15 @@ def curve_table(res:dict, # a results dict
     out += [f"| paper (ImageNet) | {k} | " + ' | '.join(f'{100*v[n]:.1f}' if n in v else '' for n in ns) + ' |'
             for k, v in PAPER_PGR.items()]
     return '\n'.join(out + _few_shot_note(res))
+
+def falls_note(res:dict)->str:
+    "Gold-free warning signs over the seeds' mean: levels whose student agrees less with its held-out weak labels."
+    out = []
+    for k in res.get('labels') or [None]:
+        rows = [dict(r, weak_agree=_mean_std(r.get('weak_agree') or [])[0]) for r in res['rows']
+                if r.get('labels', k) == k]
+        out += [f'{w} ({k} labels, mean over seeds)' for w in weak_falls(rows)]
+    return '\n'.join(out)
 
 def _few_shot_note(res:dict)->list:
     "What the teachers' labelled set buys the student directly (the same student for both label kinds)."

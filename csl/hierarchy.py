@@ -37,8 +37,8 @@ def _check_levels(levels:list, n:int):
 
 # %% ../nbs/02_hierarchy.ipynb #8ccd5231
 class Hierarchy:
-    "Scopes of teachers per level: level 0 is one scope of all units, each level partitions them, children nest in "
-    "parents."
+    ("Scopes of teachers per level: level 0 is one scope of all units, each level partitions them, children nest in "
+     "parents.")
     def __init__(self, levels:list, # per level, a list of scopes; a scope is a list of unit ids
                  kind:str='class', # units are 'class' ids or 'domain' ids
                  n_units:int|None=None, # number of units; None: inferred from level 0

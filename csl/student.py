@@ -101,8 +101,8 @@ def aux_conf_loss(logits:torch.Tensor, # (B, C) student logits
                   target:torch.Tensor, # (B, C) teacher target distribution
                   alpha:float, # current weight of the student's own hardened prediction
                  )->torch.Tensor:
-    "Burns et al.'s auxiliary confidence loss: cross-entropy to a mix of the teacher's label and the student's "
-    "hardened prediction."
+    ("Burns et al.'s auxiliary confidence loss: cross-entropy to a mix of the teacher's label and the student's "
+     "hardened prediction.")
     hardened = F.one_hot(logits.detach().argmax(-1), logits.shape[-1]).to(target.dtype)  # (B, C)
     return soft_ce(logits, (1 - alpha) * target + alpha * hardened)
 
@@ -270,8 +270,8 @@ def scaled_epochs(base_epochs:int, # epochs on the full pool
 
 # %% ../nbs/06_student.ipynb #404dc11d
 def _train_epoch_fast(probe, xs, t, opt, sched, cfg, perm, step, total):
-    "`_train_epoch` for the linear probe with the closed-form gradient; `xs` (N, D) are standardized features in the "
-    "matmul dtype."
+    ("`_train_epoch` for the linear probe with the closed-form gradient; `xs` (N, D) are standardized features in the "
+     "matmul dtype.")
     w, b = probe.net.weight, probe.net.bias  # (C, D), (C,)
     tot, alpha, dt = torch.zeros((), device=xs.device), 0., xs.dtype
     for i in range(0, len(perm), cfg.batch_size):
@@ -294,8 +294,8 @@ def _train_epoch_fast(probe, xs, t, opt, sched, cfg, perm, step, total):
 
 @torch.no_grad()
 def _predict_fast(probe, xs, bs)->torch.Tensor:
-    "(N,) predicted classes of the linear probe on standardized features `xs`, matmuls in their dtype (validation "
-    "each epoch)."
+    ("(N,) predicted classes of the linear probe on standardized features `xs`, matmuls in their dtype (validation "
+     "each epoch).")
     w, b = probe.net.weight, probe.net.bias  # (C, D), (C,)
     if xs.dtype == torch.float32: lin = lambda xb: torch.addmm(b, xb, w.t())  # (B, C)
     else: lin = lambda xb, wt=w.t().to(xs.dtype): (xb @ wt).float().add_(b)  # (B, C), matmul in bf16

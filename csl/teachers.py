@@ -127,8 +127,8 @@ def alexnet_features(data:CSLData, cfg:TeacherConfig, device='auto', # where to 
                      cache_dir=False, # feature cache folder (see `csl.data.get_cache_dir`); False: no cache
                      batch_size:int=256, # images per forward pass
                     )->torch.Tensor:
-    "Frozen AlexNet conv features `(N, 9216)` float16 of images resized to `cfg.grid` (ImageNet-normalized, grey "
-    "replicated to RGB); cached."
+    ("Frozen AlexNet conv features `(N, 9216)` float16 of images resized to `cfg.grid` (ImageNet-normalized, grey "
+     "replicated to RGB); cached.")
     if cfg.grid < 63:
         raise InputError(f"alexnet_head: grid={cfg.grid}; AlexNet needs images of at least 63x63 (the paper uses 224)")
     weights = 'torchvision:AlexNet_Weights.IMAGENET1K_V1' if cfg.pretrained else 'random(seed=0)'

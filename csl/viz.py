@@ -311,10 +311,12 @@ def _refresh(fw:go.FigureWidget, fig:go.Figure):
         fw.layout = fig.layout
 
 def _expected_rounds(meta:dict)->int:
-    "Rounds a run makes: the ceiling (with baselines), level 0, then each gate's (level, round) steps."
+    "Rounds a run makes: with baselines the ceiling and the reference students, level 0, then each gate's steps."
     L, R = len(meta.get('n_teachers', [1])), meta.get('config', {}).get('rounds', 1)
     gates = meta.get('gates') or {'csl': None, **BASELINE_GATES}
-    return int(len(gates) > 1) + 1 + (L - 1) * R * len(gates)
+    # the ceiling, few_shot (the teachers have a labelled set), gold_val (select='gold')
+    refs = 1 + int((meta.get('teacher_labels') or 0) > 0) + int(meta.get('select') == 'gold')
+    return refs * int(len(gates) > 1) + 1 + (L - 1) * R * len(gates)
 
 # %% ../nbs/08_viz.ipynb #226f14e0
 def _live_curve(hist:History, method:str='csl')->go.Figure:

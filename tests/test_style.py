@@ -20,6 +20,17 @@ def test_exported_lines_fit_in_120_characters():
     assert not long, f'{len(long)} exported lines over 120 characters: {long[:20]}'
 
 
+def test_docstrings_are_whole():
+    "A docstring split over two lines must be one string: a second literal is a separate statement, lost to help()."
+    import ast
+    cut = [f"{p.name}:{n.lineno} {n.name}" for p in sorted((ROOT/'csl').glob('*.py'))
+           for n in ast.walk(ast.parse(p.read_text()))
+           if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and len(n.body) > 1
+           and all(isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str)
+                   for s in n.body[:2])]
+    assert not cut, f'{len(cut)} docstrings cut in half (the second part is a separate statement): {cut}'
+
+
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_small_and_has_no_widget_state(path):
     assert path.stat().st_size < 1_000_000, f'{path.name}: {path.stat().st_size} bytes'
