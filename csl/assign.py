@@ -211,7 +211,7 @@ def neighbours(g:GateInput)->Assignment:
     if up is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
     return _route(g, scope_mass(up, g.owner, g.k).argmax(1))  # (N,)
 
-# %% ../nbs/04_assign.ipynb #8cc4600c
+# %% ../nbs/04_assign.ipynb #889fed85
 def with_self(g:GateInput)->Assignment:
     "Route by the scope mass of the mean of the sample's own unit probabilities and its neighbourhood's."
     up, nb = _need(g, 'unit_probs', 'with_self'), _need(g, 'neighbour_probs', 'with_self')  # (N, U), (N, U)
