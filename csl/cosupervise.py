@@ -82,6 +82,8 @@ class CSLConfig:
     neighbours:int=10 # k nearest pool neighbours behind `GateInput.neighbour_probs`; 0: no neighbourhood
     probe:ProbeConfig=field(default_factory=ProbeConfig) # the student and how it trains (`probe.select`: which judges)
     epoch_rule:str='round' # whole epochs from E / keep rate: a key of `csl.student.EPOCH_RULES` ('floor': the release)
+    # keep the level above's student when a level's agrees less with its own held-out weak labels (gold-free; off)
+    keep_better:bool=False
     def __post_init__(self):
         if self.assign not in ASSIGNERS:
             raise InputError(f"CSLConfig.assign={self.assign!r}; expected one of {sorted(ASSIGNERS)}")
@@ -93,7 +95,7 @@ class CSLConfig:
                 raise InputError(f"CSLConfig.{k}={getattr(self, k)!r}; expected an int >= {lo}")
         if 'neighbour_probs' in NEEDS.get(self.assign, set()) and self.neighbours < 1:
             raise InputError(f"CSLConfig: assign={self.assign!r} with neighbours=0; expected neighbours >= 1 (e.g. 10)")
-        for k in ('reinit', 'scale_epochs'):
+        for k in ('reinit', 'scale_epochs', 'keep_better'):
             if not isinstance(getattr(self, k), bool):
                 raise InputError(f"CSLConfig.{k}={getattr(self, k)!r}; expected True or False")
         if not isinstance(self.probe, ProbeConfig):
@@ -127,6 +129,9 @@ class Record:
     # the student's agreement with its own level's labels for the held-out split (gold-free: a warning sign when it
     # falls from one level to the next)
     weak_agree:float|None=None
+    # keep_better: this step's student agreed less than the one before, which was kept (test_acc is the kept one's)
+    kept_previous:bool=False
+    rejected_test_acc:float|None=None # keep_better: the test accuracy of the student that was not kept (measurement)
 
 # %% ../nbs/07_cosupervise.ipynb #9c73b549
 class Callback:
@@ -400,14 +405,25 @@ def gate_views(p:Problem, cfg:CSLConfig, device='auto', gates=None)->GateViews:
 
 
 # %% ../nbs/07_cosupervise.ipynb #b9e575f3
+def _agrees_less(rec:Record, before:Record)->bool:
+    "Gold-free: the new student agrees less with its own held-out weak labels than the kept one did with its."
+    return rec.weak_agree is not None and before.weak_agree is not None and rec.weak_agree < before.weak_agree
+
+def _keep_previous(rec:Record, before:Record):
+    "The step's record, its student replaced by the one kept: what the level hands on and reports."
+    rec.rejected_test_acc, rec.test_acc, rec.best_on_test = rec.test_acc, before.test_acc, before.best_on_test
+    rec.weak_agree, rec.kept_previous = before.weak_agree, True
+
 def _walk(p:Problem, cfg:CSLConfig, method:str, start:Step, views:GateViews, seed, device, hist:History, cbs):
     "Levels 1..L-1 for one gate, starting from the level-0 student; appends records."
-    student_probs, given, probe = start.probs, start.given, start.probe
+    student_probs, given, probe, kept = start.probs, start.given, start.probe, start
     for l in range(1, p.n_levels):
         for r in range(cfg.rounds):  # every round re-routes the level's labels with the newest student
             step = level_step(p, cfg, l, r, student_probs, given, views, method, seed, device, hist, cbs,
                               init=None if cfg.reinit else probe)
-            student_probs, probe = step.probs, step.probe
+            if cfg.keep_better and _agrees_less(step.rec, kept.rec): _keep_previous(step.rec, kept.rec)
+            else: kept = step
+            student_probs, probe = kept.probs, kept.probe
             hist.records.append(step.rec); _notify(cbs, 'after_round', hist, step.rec)
         given = step.given  # the next level's local-global filter compares with this level's labels
         _notify(cbs, 'after_level', hist, step.rec)
