@@ -301,6 +301,15 @@ def pgr_by_teachers(reports:Report|dict, # a Report or results dict (every label
 
 
 # %% ../nbs/08_viz.ipynb #0c5d0ccc
+def _dropped(old:dict, new:dict, prefix:str='')->list:
+    "Dotted paths of the layout keys `old` has and `new` lacks (annotations, shapes, axis ranges), the template aside."
+    out = []
+    for k, v in old.items():
+        if k == 'template': continue
+        if k not in new: out.append(prefix + k)
+        elif isinstance(v, dict) and isinstance(new[k], dict): out += _dropped(v, new[k], f'{prefix}{k}.')
+    return out
+
 def _refresh(fw:go.FigureWidget, fig:go.Figure):
     "Bring a FigureWidget to `fig` in one batched update (traces are replaced when their number or types change)."
     with fw.batch_update():
@@ -308,6 +317,10 @@ def _refresh(fw:go.FigureWidget, fig:go.Figure):
             fw.data = (); fw.add_traces(list(fig.data))
         else:
             for a, b in zip(fw.data, fig.data): a.update(b.to_plotly_json(), overwrite=True)
+        # plotly's layout setter sends the browser only the keys the new layout has: a placeholder caption of the
+        # empty figure would stay drawn there. Unset what the new layout lacks first (the browser gets the nulls).
+        gone = _dropped(fw.layout.to_plotly_json(), fig.layout.to_plotly_json())
+        if gone: fw.plotly_relayout({k: None for k in gone})
         fw.layout = fig.layout
 
 def _expected_rounds(meta:dict)->int:
@@ -382,7 +395,7 @@ def after_level(self:Dashboard, hist, rec:Record):
 @patch
 def after_run(self:Dashboard, hist):
     self.hist = hist; self.bar.value = self.bar.max
-    self.status.value = self._status({}, f"done in {hist.meta.get('seconds', 0):.1f} s")
+    self.status.value = self._status({}, 'done')  # the elapsed time is in the line once
 
 # %% ../nbs/08_viz.ipynb #a8b83dc3
 def _pct(v)->str:

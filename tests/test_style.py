@@ -32,6 +32,12 @@ def test_docstrings_are_whole():
 
 
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_names_its_kernel(path):
+    "JupyterLab opens the notebook on the python3 kernel instead of asking 'Select Kernel' (nbdev_clean keeps it)."
+    assert json.loads(path.read_text()).get('metadata', {}).get('kernelspec', {}).get('name') == 'python3', path.name
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_small_and_has_no_widget_state(path):
     assert path.stat().st_size < 1_000_000, f'{path.name}: {path.stat().st_size} bytes'
     nb = json.loads(path.read_text())
