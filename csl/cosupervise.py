@@ -263,7 +263,7 @@ class GateViews:
     "What every gate may see of the pool besides the teachers and the student, fixed for a whole run."
     unit_probs:torch.Tensor|None=None # (N, U) domain probabilities from the domain head; None: class scopes
     neighbours:torch.Tensor|None=None # (P, k) each pool sample's nearest pool neighbours; None: no neighbourhood
-    val_neighbours:torch.Tensor|None=None # (V, k) each validation sample's nearest pool neighbours (select='weak')
+    val_neighbours:torch.Tensor|None=None # (V, k) each validation sample's nearest pool neighbours (its weak labels)
 
 def _unit_probs_of(student_probs:torch.Tensor, views:GateViews)->torch.Tensor:
     "(N, U) what names a sample's unit: the student's classes, or the domain head's domains."
@@ -342,7 +342,7 @@ def level_step(p:Problem, # the problem
                init=None, # warm start (`CSLConfig.reinit=False`)
               )->Step:
     "One round at level `l`: route (E-step), filter, train the student (M-step), measure."
-    t0, pool, test, y = time.perf_counter(), p.splits['pool'], p.splits['test'], p.truth.labels
+    t0, pool = time.perf_counter(), p.splits['pool']
     views = views or gate_views(p, cfg, device)
     a, true_teacher = _assign_split(p, l, student_probs, views, cfg.assign)
     t1 = time.perf_counter()

@@ -33,8 +33,8 @@ class ProbeConfig:
     # matmul dtype of the fast linear path: 'fp32', or 'bf16' (weights, softmax and Adam stay fp32;
     # for GPUs and CPUs with avx512_bf16/AMX)
     precision:str='fp32'
-    # epoch kept: 'last', the last epoch (the release's; the default: it won on held-out seeds); 'weak', best agreement
-    # with the method's own labels on held-out samples (no gold label); 'gold', best on gold labels (opt-in, counted)
+    # epoch kept: 'last', the last epoch (the release's; the default: its losses to 'weak' on the selection seeds
+    # were the smaller); 'weak', best agreement with the method's own held-out labels; 'gold', on gold (opt-in)
     select:str='last'
 
     def __post_init__(self):
