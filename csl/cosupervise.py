@@ -19,9 +19,9 @@ from .denoise import (get_filter, local_global, compose, require_nonempty, preci
 
 # %% auto #0
 __all__ = ['OFFICIAL_GATE', 'BASELINE_GATES', 'CURVE_METHODS', 'NO_GOLD', 'Truth', 'Problem', 'problem_from', 'wrong_gold',
-           'CSLConfig', 'Record', 'Callback', 'History', 'Held', 'Given', 'Step', 'level_zero', 'GateViews',
-           'level_step', 'run_gates', 'gate_views', 'co_supervise', 'weak_falls', 'gold_note', 'Report',
-           'synthetic_problem']
+           'CSLConfig', 'co_supervise', 'Record', 'Callback', 'History', 'Held', 'Given', 'Step', 'Run', 'level_zero',
+           'GateViews', 'route', 'filter_labels', 'hold_out', 'train_student', 'run_gates', 'gate_views', 'start_run',
+           'weak_falls', 'gold_note', 'Report', 'synthetic_problem']
 
 # %% ../nbs/07_cosupervise.ipynb #32f8c43f
 @dataclass
@@ -103,6 +103,46 @@ class CSLConfig:
         if self.epoch_rule not in EPOCH_RULES:
             raise InputError(f"CSLConfig.epoch_rule={self.epoch_rule!r}; expected one of {sorted(EPOCH_RULES)}")
 
+# %% ../nbs/07_cosupervise.ipynb #2f4a8bc9
+def co_supervise(p:Problem, # features, teachers, hierarchy, splits (and the truth, for measurement)
+                 cfg:CSLConfig|None=None, # how to run; `CSLConfig()` when None
+                 seed:int=0, # seeds every student
+                 device='auto', # where students train
+                 cbs=(), # `Callback`s
+                 baselines:bool=True, # also run the official rule, oracle, ensemble, confidence routing and the ceiling
+                )->History:
+    "Co-supervised learning over every level of the hierarchy, with baselines; returns the `History`."
+    t0, run = time.perf_counter(), start_run(p, cfg, seed, device, cbs, baselines)
+    run.notify('before_run')
+    if baselines: _references(run)  # the ceiling (PGR's scale) and the reference students
+    naive = level_zero(p, run.cfg, seed, run.device, run.hist, run.cbs)  # the generalist's labels: naive W2S
+    run.record(naive.rec); run.notify('after_level', naive.rec)
+    for method, gate in run_gates(run.cfg, baselines).items():  # CSL's gate, the release's, the baselines'
+        path = replace(run, cfg=replace(run.cfg, assign=gate))
+        student, given = naive, naive.given  # every path starts from the same level-0 student
+        try:
+            for l in range(1, p.n_levels):
+                for r in range(path.cfg.rounds):  # each round re-routes the level's labels with the newest student
+                    t1, tag = time.perf_counter(), dict(method=method, level=l, round=r)
+                    a = route(path, l, student.probs)  # E-step: each pool sample's label from its teacher(s)
+                    kept = filter_labels(path, l, a, student.probs, given.pool)  # the labels the student agrees with
+                    held = hold_out(path, l, student.probs, given.held)  # the val split: same gate, same filters
+                    path.notify('after_filter', dict(**tag, judge=student.probs, teacher=a.teacher, kept=kept.mask))
+                    init = None if path.cfg.reinit else student.probe
+                    probe, probs, epochs = train_student(path, tag, a, kept, held, init)  # M-step: the next student
+                    step = Step(_measure(path, tag, a, kept, held, probe, probs, epochs, t1), probs,
+                                Given(a.labels, held), probe)
+                    student = _better(path, step, student)  # with keep_better, the level above's when it agrees more
+                    path.record(step.rec)
+                given = step.given  # the next level's local-global filter compares with this level's labels
+                path.notify('after_level', step.rec)
+        except EmptyKeptError as e:  # a baseline whose filter keeps nothing is a result (recorded), not a crash
+            if method == 'csl': raise
+            run.hist.meta.setdefault('failed', {})[method] = str(e)
+    run.hist.meta['seconds'] = time.perf_counter() - t0
+    run.notify('after_run')
+    return run.hist
+
 # %% ../nbs/07_cosupervise.ipynb #70a6f7da
 @dataclass
 class Record:
@@ -138,7 +178,7 @@ class Callback:
     "Hooks into a run; override what you need. Every method gets the `History` so far."
     def before_run(self, hist): pass
     def after_epoch(self, hist, info:dict): pass # info: method, level, round, epoch, loss, val_acc, ...
-    def after_filter(self, hist, info:dict): pass # info: method, level, round, judge, teacher, kept (see level_step)
+    def after_filter(self, hist, info:dict): pass # info: method, level, round, judge, teacher, kept (see co_supervise)
     def after_round(self, hist, rec:Record): pass
     def after_level(self, hist, rec:Record): pass
     def after_run(self, hist): pass
@@ -184,6 +224,36 @@ class Held(NamedTuple):
     labels:torch.Tensor # (V, C) routed by the level's gate, from its teachers (the generalist's at level 0)
     kept:torch.Tensor # (V,) bool, what the level's filters kept
 
+class Given(NamedTuple):
+    "The labels a level gave: the pool's (the student trains on the kept ones) and the held-out split's."
+    pool:torch.Tensor # (P, C) before filtering
+    held:Held|None # the validation split's labels and what the filters kept
+
+class Step(NamedTuple):
+    "What one level (or round) leaves for the next."
+    rec:Record # what it did and how well it worked
+    probs:torch.Tensor # (N, C) the new student's probabilities on every sample
+    given:Given # the labels this level gave
+    probe:Probe # the new student
+
+@dataclass
+class Run:
+    "What every step of one run reads besides its own inputs: fixed from the first step to the last."
+    p:Problem # features, teachers, hierarchy, splits (and the truth, for measurement)
+    cfg:CSLConfig # how to run (its `assign`: the gate of the path being walked)
+    seed:int # seeds every student
+    device:torch.device # where students train
+    hist:History # the records so far (every callback receives it)
+    cbs:list # `Callback`s
+    views:GateViews|None=None # what the gates see besides the teachers and the student (`gate_views`)
+    def notify(self, event:str, *args): _notify(self.cbs, event, self.hist, *args)
+    def record(self, rec:Record)->Record:
+        "Append `rec` to the history and tell the callbacks."
+        self.hist.records.append(rec)
+        self.notify('after_round', rec)
+        return rec
+
+# %% ../nbs/07_cosupervise.ipynb #19ee0a1a
 def _weak_agree(p:Problem, probs:torch.Tensor, held:Held|None)->float|None:
     "Share of the held-out samples the filters kept where the student names the class of the level's own label."
     if held is None or not bool(held.kept.any()): return None
@@ -198,30 +268,17 @@ def _selection(p:Problem, cfg:ProbeConfig, held:Held|None)->tuple:
         return p.feats[val][held.kept], held.labels[held.kept].argmax(1), 0  # (V', D), (V',): no gold label
     return None, None, 0
 
-def _fit(p:Problem, x, targets, cfg:ProbeConfig, epochs:int, seed:int, device, hist, cbs, tag:dict, init=None,
-         held:Held|None=None):
-    "Train a student on `targets`, its epoch chosen by `cfg.select`; return it with its (N, C) probabilities."
-    s = p.splits
-    cb = (lambda ep, m: _notify(cbs, 'after_epoch', hist, {**tag, **m})) if cbs else None
+def _fit(run:Run, x:torch.Tensor, targets:torch.Tensor, cfg:ProbeConfig, epochs:int, tag:dict, init=None,
+         held:Held|None=None)->tuple:
+    "Train a student on `targets`, its epoch chosen by `cfg.select`: (the probe, its (N, C) probabilities)."
+    p, test = run.p, run.p.splits['test']
+    cb = (lambda ep, m: run.notify('after_epoch', {**tag, **m})) if run.cbs else None
     kw = dict(init=init) if init is not None else {}
-    test = dict(x_test=p.feats[s['test']], y_test=p.truth.labels[s['test']])  # measured each epoch, never selects
     x_sel, y_sel, n_gold = _selection(p, cfg, held)
-    probe = fit_probe(x, targets, cfg, x_sel, y_sel, device=device, seed=seed, epochs=epochs, cb=cb,
-                      n_classes=p.n_classes, **test, **kw)
-    probe.gold_select = n_gold
+    probe = fit_probe(x, targets, cfg, x_sel, y_sel, device=run.device, seed=run.seed, epochs=epochs, cb=cb,
+                      n_classes=p.n_classes, x_test=p.feats[test], y_test=p.truth.labels[test], **kw)
+    probe.gold_select = n_gold  # the test accuracy is measured each epoch (`best_on_test`); it never selects
     return probe, predict(probe, p.feats)  # (N, C)
-
-class Given(NamedTuple):
-    "The labels a level gave: the pool's (the student trains on the kept ones) and the held-out split's."
-    pool:torch.Tensor # (P, C) before filtering
-    held:Held|None # the validation split's labels and what the filters kept
-
-class Step(NamedTuple):
-    "What one level (or round) leaves for the next."
-    rec:Record # what it did and how well it worked
-    probs:torch.Tensor # (N, C) the new student's probabilities on every sample
-    given:Given # the labels this level gave
-    probe:Probe # the new student
 
 def _sel_score(probe:Probe)->float|None:
     "The selected epoch's agreement with the labels that chose it; None when nothing was selected (the last epoch)."
@@ -240,14 +297,14 @@ def level_zero(p:Problem, # the problem
                cbs=(), # callbacks
               )->Step:
     "Train the level-0 student on the generalist's labels (its epoch chosen by the generalist's labels on val)."
+    run = Run(p, cfg, seed, get_device(device), hist or History(), list(cbs or ()))
     t0, pool, test, y = time.perf_counter(), p.splits['pool'], p.splits['test'], p.truth.labels
     labels = _rows(p.bank.probs[0][pool, 0])  # (P, C)
     val = _rows(p.bank.probs[0][p.splits['val'], 0])  # (V, C) the generalist labels the held-out split too
     held = Held(val, torch.ones(len(val), dtype=torch.bool))  # level 0 has no filter
     targets = labels if cfg.probe.soft else labels.argmax(1)  # (P, C) or (P,)
     tag = dict(method='naive_w2s', level=0, round=0)
-    probe, student_probs = _fit(p, p.feats[pool], targets, cfg.probe, cfg.probe.epochs, seed, device, hist, cbs, tag,
-                                held=held)
+    probe, student_probs = _fit(run, p.feats[pool], targets, cfg.probe, cfg.probe.epochs, tag, held=held)
     label_acc = accuracy(labels, y[pool])
     rec = Record(method='naive_w2s', level=0, round=0, n_teachers=1,
                  teacher_acc=accuracy(_rows(p.bank.probs[0][test, 0]), y[test]),
@@ -274,28 +331,34 @@ def _smoothed(p:Problem, unit_probs:torch.Tensor, views:GateViews, split:str)->t
     nbrs = views.neighbours if split == 'pool' else views.val_neighbours  # (M, k) positions in the pool
     return None if nbrs is None else neighbour_mean(unit_probs[p.splits['pool']], nbrs)
 
-def _assign_split(p:Problem, l:int, student_probs:torch.Tensor, views:GateViews, gate:str, split:str='pool',
-                  chunk:int=8192)->tuple:
-    "The E-step over one split ('pool', or 'val' for the weak selection), a chunk at a time: (Assignment, true owners)."
-    idx, h, parts = p.splits[split], p.hierarchy, []
-    true_unit = (p.truth.labels if h.kind == 'class' else p.truth.domains)[idx]  # (M,) measurement (and the oracle)
-    unit_probs = _unit_probs_of(student_probs, views)  # (N, U)
-    needs = NEEDS.get(gate, set())
-    smoothed = _smoothed(p, unit_probs, views, split) if 'neighbour_probs' in needs else None  # (M, U)
+def _true_units(p:Problem, split:str)->torch.Tensor:
+    "(M,) GROUND-TRUTH unit (class or domain) of each sample of `split`: measurement and the oracle only."
+    return (p.truth.labels if p.hierarchy.kind == 'class' else p.truth.domains)[p.splits[split]]
+
+# %% ../nbs/07_cosupervise.ipynb #f96a475c
+def route(run:Run, # the run (its `cfg.assign` is the gate)
+          l:int, # level
+          student_probs:torch.Tensor, # (N, C) the previous level's student
+          split:str='pool', # the split to label: 'pool', or 'val' (the weak labels that judge the student)
+          chunk:int=8192, # samples at a time
+         )->Assignment:
+    "The E-step: every sample of `split` gets the label of its routed teacher (or a mix of the level's teachers)."
+    p, h, gate = run.p, run.p.hierarchy, run.cfg.assign
+    idx, needs, parts = p.splits[split], NEEDS.get(gate, set()), []
+    unit_probs = _unit_probs_of(student_probs, run.views)  # (N, U)
+    smoothed = _smoothed(p, unit_probs, run.views, split) if 'neighbour_probs' in needs else None  # (M, U)
+    truth = _true_units(p, split) if gate == 'oracle' else None  # (M,) ground truth: the oracle's only
+    parent = 'parent_probs' in needs
     for i in range(0, len(idx), chunk):
-        part = slice(i, i + chunk)
-        parent_probs = p.bank.probs[l - 1][idx[part]] if 'parent_probs' in needs else None  # (B, K', C)
-        g = GateInput(p.bank.probs[l][idx[part]], h.owner(l), h.kind, student_probs[idx[part]],
-                      None if h.kind == 'class' else unit_probs[idx[part]],
-                      true_unit[part] if gate == 'oracle' else None,  # ground truth: the oracle's only
-                      None if smoothed is None else smoothed[part],
-                      parent_probs, None if parent_probs is None else h.parent(l))
+        rows, cut = idx[i:i + chunk], lambda t: None if t is None else t[i:i + chunk]  # (B,)
+        g = GateInput(p.bank.probs[l][rows], h.owner(l), h.kind, student_probs=student_probs[rows],
+                      unit_probs=None if h.kind == 'class' else unit_probs[rows], true_unit=cut(truth),
+                      neighbour_probs=cut(smoothed), parent_probs=p.bank.probs[l - 1][rows] if parent else None,
+                      parent=h.parent(l) if parent else None)
         parts.append(assign(g, gate))
     cat = lambda f: torch.cat([f(a) for a in parts])
-    teacher = None if parts[0].teacher is None else cat(lambda a: a.teacher)
-    a = Assignment(teacher, cat(lambda a: a.weights), cat(lambda a: a.labels))
-    return a, h.owner(l)[true_unit]  # Assignment over the split, (M,) true owners (measurement)
-
+    teacher = None if parts[0].teacher is None else cat(lambda a: a.teacher)  # (M,)
+    return Assignment(teacher, cat(lambda a: a.weights), cat(lambda a: a.labels))  # (M, K), (M, C)
 
 # %% ../nbs/07_cosupervise.ipynb #c9c63b5a
 def _parent_labels(p:Problem, l:int, a:Assignment, prev_labels:torch.Tensor, split:str='pool')->torch.Tensor:
@@ -306,75 +369,66 @@ def _parent_labels(p:Problem, l:int, a:Assignment, prev_labels:torch.Tensor, spl
 
 
 # %% ../nbs/07_cosupervise.ipynb #4ba5b4d6
-def _filter(p:Problem, cfg:CSLConfig, l:int, a:Assignment, student_probs:torch.Tensor, prev_labels:torch.Tensor,
-            split:str='pool')->Kept:
+def filter_labels(run:Run, # the run (its `cfg.filter` and `cfg.local_global`)
+                  l:int, # level
+                  a:Assignment, # the labels the gate gave `split`
+                  student_probs:torch.Tensor, # (N, C) the previous level's student: it judges the labels
+                  prev_labels:torch.Tensor, # (M, C) the labels the level above gave `split`
+                  split:str='pool', # 'pool' (the student trains on what is kept) or 'val'
+                 )->Kept:
     "Teacher-student consistency, then (optionally) local-global consistency, on the labels `a` gave `split`."
-    kept = get_filter(cfg.filter)(a.labels, student_probs[p.splits[split]])
+    cfg = run.cfg
+    kept = get_filter(cfg.filter)(a.labels, student_probs[run.p.splits[split]])
     if cfg.local_global:
-        kept = compose(kept, local_global(a.labels, _parent_labels(p, l, a, prev_labels, split), cfg.local_global))
+        parents = _parent_labels(run.p, l, a, prev_labels, split)  # (M, C)
+        kept = compose(kept, local_global(a.labels, parents, cfg.local_global))
     return require_nonempty(kept, f"level {l}: training the student") if split == 'pool' else kept
 
-def _held(p:Problem, cfg:CSLConfig, l:int, student_probs:torch.Tensor, views:GateViews, prev:Held|None)->Held|None:
+def hold_out(run:Run, l:int, student_probs:torch.Tensor, prev:Held|None)->Held|None:
     "The validation split through the level's own gate and filters: the weak labels that judge the student (no gold)."
     if prev is None: return None
-    a, _ = _assign_split(p, l, student_probs, views, cfg.assign, 'val')
-    return Held(a.labels, _filter(p, cfg, l, a, student_probs, prev.labels, 'val').mask)  # (V, C), (V,)
-
-
-# %% ../nbs/07_cosupervise.ipynb #d0546115
-def _collective_acc(p:Problem, l:int)->float:
-    "Test accuracy of level `l`'s teachers when each sample goes to its true owner (collective capability)."
-    h, test = p.hierarchy, p.splits['test']
-    unit = (p.truth.labels if h.kind == 'class' else p.truth.domains)[test]  # (T,)
-    probs = p.bank.probs[l][test, h.owner(l)[unit]]  # (T, C)
-    return accuracy(probs.float(), p.truth.labels[test])
+    a = route(run, l, student_probs, 'val')
+    return Held(a.labels, filter_labels(run, l, a, student_probs, prev.labels, 'val').mask)  # (V, C), (V,)
 
 # %% ../nbs/07_cosupervise.ipynb #6b322166
-def level_step(p:Problem, # the problem
-               cfg:CSLConfig, # run configuration (its `assign` is the gate used)
-               l:int, # level
-               r:int, # round inside the level
-               student_probs:torch.Tensor, # (N, C) the previous student's probabilities
-               prev:Given, # the labels the previous level gave the pool (and the held-out split)
-               views:GateViews|None=None, # domain head and neighbourhood; None: built here (see `gate_views`)
-               method:str='csl', # the name the records carry
-               seed:int=0, device='auto', hist=None, cbs=(), # student seed, device, history and callbacks
-               init=None, # warm start (`CSLConfig.reinit=False`)
-              )->Step:
-    "One round at level `l`: route (E-step), filter, train the student (M-step), measure."
-    t0, pool = time.perf_counter(), p.splits['pool']
-    views = views or gate_views(p, cfg, device)
-    a, true_teacher = _assign_split(p, l, student_probs, views, cfg.assign)
-    t1 = time.perf_counter()
-    kept = _filter(p, cfg, l, a, student_probs, prev.pool)
-    held = _held(p, cfg, l, student_probs, views, prev.held)  # the same E-step and filters on the validation split
-    _notify(cbs, 'after_filter', hist, dict(method=method, level=l, round=r, judge=student_probs, teacher=a.teacher,
-                                           kept=kept.mask))
+def train_student(run:Run, # the run (its `cfg.probe`: the student and how it trains)
+                  tag:dict, # method, level, round: what the callbacks and the record are told
+                  a:Assignment, # the pool's labels
+                  kept:Kept, # what the filters kept
+                  held:Held|None, # the held-out split's weak labels (they choose the epoch under select='weak')
+                  init:Probe|None=None, # warm start (`CSLConfig.reinit=False`); None: a fresh student
+                 )->tuple: # (the probe, its (N, C) probabilities, epochs)
+    "The M-step: a student on the kept labels for `epochs / keep_rate` epochs, so the number of steps stays constant."
+    cfg, p = run.cfg, run.p
     epochs = scaled_epochs(cfg.probe.epochs, kept.rate, cfg.epoch_rule) if cfg.scale_epochs else cfg.probe.epochs
     labels = a.labels[kept.mask]  # (P', C)
     targets = labels if cfg.probe.soft else labels.argmax(1)  # (P', C) or (P',)
-    t2, tag = time.perf_counter(), dict(method=method, level=l, round=r)
-    probe, new_probs = _fit(p, p.feats[pool][kept.mask], targets, cfg.probe, epochs, seed, device, hist, cbs, tag, init,
-                            held)
-    rec = _measure(p, l, method, r, a, true_teacher, kept, probe, new_probs)
-    rec.epochs, rec.seconds = epochs, dict(assign=t1 - t0, fit=time.perf_counter() - t2, total=time.perf_counter() - t0)
-    n_route = len(pool) + len(p.splits['val'])  # the oracle reads the true units it routes, the held-out split's too
-    rec.gold = dict(train=0, select=probe.gold_select, route=n_route if cfg.assign == 'oracle' else 0)
-    rec.weak_agree = _weak_agree(p, new_probs, held)
-    return Step(rec, new_probs, Given(a.labels, held), probe)
+    x = p.feats[p.splits['pool']][kept.mask]  # (P', D)
+    probe, probs = _fit(run, x, targets, cfg.probe, epochs, tag, init, held)
+    return probe, probs, epochs
 
-def _measure(p:Problem, l:int, method:str, r:int, a:Assignment, true_teacher, kept:Kept, probe, new_probs)->Record:
-    "Measurement only (gold labels): what the level's routing, labels, filter and student achieved."
+# %% ../nbs/07_cosupervise.ipynb #9788d99a
+def _measure(run:Run, tag:dict, a:Assignment, kept:Kept, held:Held|None, probe:Probe, probs:torch.Tensor, epochs:int,
+             t0:float)->Record:
+    "Measurement only (gold labels): what the step's routing, labels, filter and student achieved; and what it read."
+    p, l = run.p, tag['level']
     pool, test, y = p.splits['pool'], p.splits['test'], p.truth.labels
-    units = (y if p.hierarchy.kind == 'class' else p.truth.domains)[pool]  # (P,)
+    units = _true_units(p, 'pool')  # (P,)
     k = a.weights.shape[1]
     counts = torch.zeros(k, p.hierarchy.n_units).index_add_(1, units, a.weights.float().T)  # (K, U), no (P, U) one-hot
     pr = precision_recall(kept.mask, a.labels, y[pool])
-    return Record(method=method, level=l, round=r, n_teachers=k, teacher_acc=_collective_acc(p, l),
-                  label_acc=accuracy(a.labels, y[pool]), assign_acc=assignment_accuracy(a, true_teacher),
-                  keep_rate=kept.rate, precision=pr.precision, recall=pr.recall, epochs=0,
-                  val_acc=_sel_score(probe), test_acc=accuracy(new_probs[test], y[test]), counts=counts.tolist(),
-                  best_on_test=_best_on_test(probe))
+    n_route = len(pool) + len(p.splits['val'])  # the oracle reads the true units it routes, the held-out split's too
+    gold = dict(train=0, select=probe.gold_select, route=n_route if run.cfg.assign == 'oracle' else 0)
+    return Record(**tag, n_teachers=k, teacher_acc=_collective_acc(p, l), label_acc=accuracy(a.labels, y[pool]),
+                  assign_acc=assignment_accuracy(a, p.hierarchy.owner(l)[units]), keep_rate=kept.rate,
+                  precision=pr.precision, recall=pr.recall, epochs=epochs, val_acc=_sel_score(probe),
+                  test_acc=accuracy(probs[test], y[test]), counts=counts.tolist(), best_on_test=_best_on_test(probe),
+                  seconds=dict(total=time.perf_counter() - t0), gold=gold, weak_agree=_weak_agree(p, probs, held))
+
+def _collective_acc(p:Problem, l:int)->float:
+    "Test accuracy of level `l`'s teachers when each sample goes to its true owner (collective capability)."
+    probs = p.bank.probs[l][p.splits['test'], p.hierarchy.owner(l)[_true_units(p, 'test')]]  # (T, C)
+    return accuracy(probs.float(), p.truth.labels[p.splits['test']])
 
 # %% ../nbs/07_cosupervise.ipynb #3f081240
 BASELINE_GATES = {'oracle': 'oracle', 'ensemble': 'ensemble', 'confidence_routing': 'confidence'}
@@ -414,42 +468,35 @@ def _keep_previous(rec:Record, before:Record):
     rec.rejected_test_acc, rec.test_acc, rec.best_on_test = rec.test_acc, before.test_acc, before.best_on_test
     rec.weak_agree, rec.kept_previous = before.weak_agree, True
 
-def _walk(p:Problem, cfg:CSLConfig, method:str, start:Step, views:GateViews, seed, device, hist:History, cbs):
-    "Levels 1..L-1 for one gate, starting from the level-0 student; appends records."
-    student_probs, given, probe, kept = start.probs, start.given, start.probe, start
-    for l in range(1, p.n_levels):
-        for r in range(cfg.rounds):  # every round re-routes the level's labels with the newest student
-            step = level_step(p, cfg, l, r, student_probs, given, views, method, seed, device, hist, cbs,
-                              init=None if cfg.reinit else probe)
-            if cfg.keep_better and _agrees_less(step.rec, kept.rec): _keep_previous(step.rec, kept.rec)
-            else: kept = step
-            student_probs, probe = kept.probs, kept.probe
-            hist.records.append(step.rec); _notify(cbs, 'after_round', hist, step.rec)
-        given = step.given  # the next level's local-global filter compares with this level's labels
-        _notify(cbs, 'after_level', hist, step.rec)
-
+def _better(run:Run, step:Step, student:Step)->Step:
+    "The student the next round reads: the new one, or with `keep_better` the old one when the new agrees less."
+    if not (run.cfg.keep_better and _agrees_less(step.rec, student.rec)): return step
+    _keep_previous(step.rec, student.rec)
+    return student
 
 # %% ../nbs/07_cosupervise.ipynb #ce856745
-def _ceiling(p:Problem, cfg:CSLConfig, seed, device, hist, cbs)->Record:
+def _ceiling(run:Run)->Record:
     "The same student trained on the pool's true labels, its epoch chosen on the validation split's: the ceiling."
-    t0, pool, val, test, y = time.perf_counter(), p.splits['pool'], p.splits['val'], p.splits['test'], p.truth.labels
+    p, cfg, t0 = run.p, run.cfg, time.perf_counter()
+    pool, val, test, y = p.splits['pool'], p.splits['val'], p.splits['test'], p.truth.labels
     tag = dict(method='ceiling', level=None, round=0)
     gold = replace(cfg.probe, select='gold')  # the upper bound is trained on gold anyway: it keeps a gold selection
-    probe, probs = _fit(p, p.feats[pool], y[pool], gold, cfg.probe.epochs, seed, device, hist, cbs, tag)
-    return Record(method='ceiling', level=None, round=0, n_teachers=0, teacher_acc=None, label_acc=1.0,
+    probe, probs = _fit(run, p.feats[pool], y[pool], gold, cfg.probe.epochs, tag)
+    return Record(**tag, n_teachers=0, teacher_acc=None, label_acc=1.0,
                   assign_acc=None, keep_rate=1.0, precision=1.0, recall=1.0, epochs=cfg.probe.epochs,
                   val_acc=_sel_score(probe), test_acc=accuracy(probs[test], y[test]),
                   seconds=dict(total=time.perf_counter() - t0), best_on_test=_best_on_test(probe),
                   gold=dict(train=len(pool), select=len(val), route=0))
 
-def _direct(p:Problem, cfg:CSLConfig, method:str, split:str, seed, device)->Record:
+def _direct(run:Run, method:str, split:str)->Record:
     "A reference student trained on the gold labels of `split` alone, as many steps as the naive student takes."
-    t0, idx, test, y = time.perf_counter(), p.splits[split], p.splits['test'], p.truth.labels
+    p, cfg, t0 = run.p, run.cfg, time.perf_counter()
+    idx, test, y = p.splits[split], p.splits['test'], p.truth.labels
     epochs = scaled_epochs(cfg.probe.epochs, min(1.0, len(idx) / len(p.splits['pool'])), cfg.epoch_rule)
     # the teachers' own labelled set: the last epoch (or, with select='gold', the gold validation labels: counted)
     sel = replace(cfg.probe, select='gold' if method == 'few_shot' and cfg.probe.select == 'gold' else 'last')
     x_sel, y_sel, n_sel = _selection(p, sel, None)
-    probe = fit_probe(p.feats[idx], y[idx], sel, x_sel, y_sel, device=device, seed=seed, epochs=epochs,
+    probe = fit_probe(p.feats[idx], y[idx], sel, x_sel, y_sel, device=run.device, seed=run.seed, epochs=epochs,
                       n_classes=p.n_classes)
     used = dict(teach=len(idx), train=0) if split == 'teach' else dict(teach=0, train=len(idx))  # the set it reads
     return Record(method=method, level=None, round=0, n_teachers=0, teacher_acc=None, label_acc=None, assign_acc=None,
@@ -457,11 +504,11 @@ def _direct(p:Problem, cfg:CSLConfig, method:str, split:str, seed, device)->Reco
                   test_acc=accuracy(predict(probe, p.feats[test]), y[test]),
                   seconds=dict(total=time.perf_counter() - t0), gold=dict(**used, select=n_sel, route=0))
 
-def _references(p:Problem, cfg:CSLConfig, seed, device)->list:
-    "What the labels the method does not use would buy the student directly: the few-shot and gold-val students."
-    recs = [_direct(p, cfg, 'few_shot', 'teach', seed, device)] if len(p.splits.get('teach', ())) else []
-    if cfg.probe.select == 'gold': recs.append(_direct(p, cfg, 'gold_val', 'val', seed, device))
-    return recs
+def _references(run:Run):
+    "The ceiling, then what the labels the method does not use would buy the student directly (few-shot, gold-val)."
+    run.hist.ceiling_acc = run.record(_ceiling(run)).test_acc  # first: every later step has its PGR as it finishes
+    if len(run.p.splits.get('teach', ())): run.record(_direct(run, 'few_shot', 'teach'))
+    if run.cfg.probe.select == 'gold': run.record(_direct(run, 'gold_val', 'val'))
 
 # %% ../nbs/07_cosupervise.ipynb #65e90365
 def _check_run(p:Problem, cfg:CSLConfig):
@@ -475,42 +522,26 @@ def _check_run(p:Problem, cfg:CSLConfig):
         if v > p.n_classes:
             raise InputError(f"CSLConfig.{name}: k={v} but the problem has C={p.n_classes} classes; expected k <= C")
 
-# %% ../nbs/07_cosupervise.ipynb #2f4a8bc9
-def co_supervise(p:Problem, # features, teachers, hierarchy, splits (and the truth, for measurement)
-                 cfg:CSLConfig|None=None, # how to run; `CSLConfig()` when None
-                 seed:int=0, # seeds every student
-                 device='auto', # where students train
-                 cbs=(), # `Callback`s
-                 baselines:bool=True, # also run the official rule, oracle, ensemble, confidence routing and the ceiling
-                )->History:
-    "Co-supervised learning over every level of the hierarchy, with baselines; returns the `History`."
+def start_run(p:Problem, # the problem
+              cfg:CSLConfig|None=None, # how to run; `CSLConfig()` when None
+              seed:int=0, # seeds every student
+              device='auto', # where students train
+              cbs=(), # `Callback`s
+              baselines:bool=True, # the run also walks the official rule and the baseline gates (their views too)
+             )->Run:
+    "Checked inputs, the seed set, an empty `History` that records what produced the run, and the gates' views."
     cfg = CSLConfig() if cfg is None else cfg
-    _check_run(p, cfg); cbs = [cbs] if isinstance(cbs, Callback) else list(cbs or ())
-    dev = get_device(device); set_seed(seed); t0 = time.perf_counter()
+    _check_run(p, cfg)
+    dev, gates = get_device(device), run_gates(cfg, baselines)
+    set_seed(seed)
     hist = History(meta=dict(config=_cfg_dict(cfg), seed=seed, device=str(dev), kind=p.hierarchy.kind,
-                             labels='soft' if cfg.probe.soft else 'hard', gates=run_gates(cfg, baselines),
+                             labels='soft' if cfg.probe.soft else 'hard', gates=gates,
                              select=cfg.probe.select, teacher_labels=len(p.splits.get('teach', ())),
                              n_teachers=[p.hierarchy.n_teachers(l) for l in range(p.n_levels)], **provenance()))
     test = p.splits['test']
     hist.weak_acc = accuracy(p.bank.probs[0][test, 0].float(), p.truth.labels[test])
-    _notify(cbs, 'before_run', hist)
-    if baselines:  # first: with the ceiling known, every later step has its PGR as it finishes
-        rec = _ceiling(p, cfg, seed, dev, hist, cbs); hist.ceiling_acc = rec.test_acc
-        hist.records.append(rec); _notify(cbs, 'after_round', hist, rec)
-        for rec in _references(p, cfg, seed, dev): hist.records.append(rec); _notify(cbs, 'after_round', hist, rec)
-    start = level_zero(p, cfg, seed, dev, hist, cbs)
-    hist.records.append(start.rec); _notify(cbs, 'after_round', hist, start.rec)
-    _notify(cbs, 'after_level', hist, start.rec)
-    views = gate_views(p, cfg, dev, gates=list(run_gates(cfg, baselines).values()))
-    for method, gate in run_gates(cfg, baselines).items():
-        try: _walk(p, replace(cfg, assign=gate), method, start, views, seed, dev, hist, cbs)
-        except EmptyKeptError as e:  # a baseline whose filter keeps nothing is a result (recorded), not a crash
-            if method == 'csl': raise
-            hist.meta.setdefault('failed', {})[method] = str(e)
-    hist.meta['seconds'] = time.perf_counter() - t0
-    _notify(cbs, 'after_run', hist)
-    return hist
-
+    cbs = [cbs] if isinstance(cbs, Callback) else list(cbs or ())
+    return Run(p, cfg, seed, dev, hist, cbs, gate_views(p, cfg, dev, gates=list(gates.values())))
 
 # %% ../nbs/07_cosupervise.ipynb #a081cd9b
 def _cfg_dict(cfg)->dict:
