@@ -13,8 +13,8 @@ from .core import InputError, check_shape, check_probs, check_ids, check_feature
 
 # %% auto #0
 __all__ = ['ASSIGNERS', 'NEEDS', 'GateInput', 'Assignment', 'ownership', 'agreement', 'oracle', 'ensemble', 'confidence', 'soft',
-           'scope_mass', 'scope', 'pool_neighbours', 'neighbour_mean', 'neighbours', 'with_self', 'parent', 'assign',
-           'assignment_accuracy', 'assignment_counts', 'UnitHead', 'fit_unit_head']
+           'scope_mass', 'scope', 'pool_neighbours', 'neighbour_mean', 'neighbours', 'with_self', 'few_shot_product',
+           'with_few_shot', 'parent', 'assign', 'assignment_accuracy', 'assignment_counts', 'UnitHead', 'fit_unit_head']
 
 # %% ../nbs/04_assign.ipynb #22a3d6ea
 @dataclass
@@ -218,6 +218,19 @@ def with_self(g:GateInput)->Assignment:
     if up is None or nb is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
     return _route(g, scope_mass((up.float() + nb.float()) / 2, g.owner, g.k).argmax(1))  # (N,)
 
+# %% ../nbs/04_assign.ipynb #8155f2ea
+def few_shot_product(unit_probs:torch.Tensor, # (N, U) the student's unit probabilities
+                     few_shot:torch.Tensor|None, # (N, U) the few-shot student's; None: no labelled set (uniform)
+                    )->torch.Tensor: # (N, U) float32 rows that sum to 1
+    "The renormalised product of the student's and the few-shot student's unit probabilities (a product of experts)."
+    if few_shot is None: return _rows(unit_probs)
+    check_shape(few_shot, tuple(unit_probs.shape), 'few_shot')
+    return _rows(unit_probs.float().clamp_min(_EPS) * few_shot.float().to(unit_probs.device).clamp_min(_EPS))
+
+def with_few_shot(g:GateInput)->Assignment:
+    "`with_self` on unit probabilities the caller formed with `few_shot_product` (the loop does, from its views)."
+    return with_self(g)
+
 # %% ../nbs/04_assign.ipynb #61d70bc6
 def parent(g:GateInput)->Assignment:
     "Product of experts: the student's scope mass times the parent-level teacher's mass on the same scope."
@@ -233,12 +246,13 @@ def parent(g:GateInput)->Assignment:
     return _route(g, score.argmax(1))
 
 # %% ../nbs/04_assign.ipynb #ed49dc46
-ASSIGNERS = dict(ownership=ownership, scope=scope, neighbours=neighbours, with_self=with_self, parent=parent,
-                 agreement=agreement,
-                 oracle=oracle, ensemble=ensemble, soft=soft, confidence=confidence)
+ASSIGNERS = dict(ownership=ownership, scope=scope, neighbours=neighbours, with_self=with_self,
+                 with_few_shot=with_few_shot, parent=parent, agreement=agreement, oracle=oracle, ensemble=ensemble, soft=soft, confidence=confidence)
 # optional `GateInput` fields a gate reads beyond the teachers and the student: the loop builds them only for these
-# gates (a neighbourhood costs a (P, P) similarity pass); a user's gate that needs one adds its name here
-NEEDS = dict(neighbours={'neighbour_probs'}, with_self={'neighbour_probs'}, parent={'parent_probs'})
+# gates (a neighbourhood costs a (P, P) similarity pass); a user's gate that needs one adds its name here;
+# 'few_shot_probs': the loop multiplies the student's unit probabilities by the few-shot student's (`few_shot_product`)
+NEEDS = dict(neighbours={'neighbour_probs'}, with_self={'neighbour_probs'},
+             with_few_shot={'neighbour_probs', 'few_shot_probs'}, parent={'parent_probs'})
 
 def assign(g:GateInput, # validated gate input
            method:str='ownership', # a key of `ASSIGNERS`

@@ -13,7 +13,7 @@ from .data import CSLData
 from .hierarchy import Hierarchy
 from .student import ProbeConfig, Probe, fit_probe, predict, scaled_epochs, EPOCH_RULES
 from .assign import (_rows, GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS, NEEDS,
-                        pool_neighbours, neighbour_mean)
+                        pool_neighbours, neighbour_mean, few_shot_product)
 from .denoise import (get_filter, local_global, compose, require_nonempty, precision_recall, Kept, FILTERS,
                       EmptyKeptError)
 
@@ -41,6 +41,8 @@ class Problem:
     truth:Truth # measurement only (see above)
     # (N_teach,) domain of each teacher-training sample (known: it is the teachers' own data)
     teach_units:torch.Tensor|None=None
+    # (N_teach,) class of each teacher-training sample (the teachers' own labels): the few-shot student's targets
+    teach_labels:torch.Tensor|None=None
     def __post_init__(self): _check_problem(self)
     @property
     def n_levels(self)->int: return len(self.bank.probs)
@@ -55,7 +57,7 @@ def problem_from(data:CSLData, # the dataset (labels, domains, splits)
     "Assemble and check a `Problem` from a dataset, its features and its teachers."
     s = data.splits
     return Problem(feats, bank, bank.hierarchy, s, Truth(data.labels, data.domains),
-                   data.domains[s['teach']] if data.domains is not None else None)
+                   data.domains[s['teach']] if data.domains is not None else None, data.labels[s['teach']])
 
 # %% ../nbs/07_cosupervise.ipynb #583d2ff0
 def wrong_gold(p:Problem, # a problem
@@ -73,7 +75,7 @@ OFFICIAL_GATE = 'ownership'  # the release's rule: the previous student's top-1 
 @dataclass(frozen=True)
 class CSLConfig:
     "How co-supervision runs: gate, filters, rounds, student."
-    assign:str='with_self' # gate: a key of `csl.assign.ASSIGNERS` ('ownership' is the official rule)
+    assign:str='with_few_shot' # gate: a key of `csl.assign.ASSIGNERS` ('ownership' is the official rule)
     filter:str='top3' # teacher-student consistency filter: a key of `csl.denoise.FILTERS`
     local_global:int=0 # k of the local-global filter (label in the parent's top-k); 0 = off
     rounds:int=1 # assignment rounds per level (each re-routes with the newest student)
@@ -321,6 +323,7 @@ class GateViews:
     unit_probs:torch.Tensor|None=None # (N, U) domain probabilities from the domain head; None: class scopes
     neighbours:torch.Tensor|None=None # (P, k) each pool sample's nearest pool neighbours; None: no neighbourhood
     val_neighbours:torch.Tensor|None=None # (V, k) each validation sample's nearest pool neighbours (its weak labels)
+    few_shot:torch.Tensor|None=None # (N, C) the few-shot student (a probe on the teachers' labelled set); None: unused
 
 def _unit_probs_of(student_probs:torch.Tensor, views:GateViews)->torch.Tensor:
     "(N, U) what names a sample's unit: the student's classes, or the domain head's domains."
@@ -346,13 +349,14 @@ def route(run:Run, # the run (its `cfg.assign` is the gate)
     p, h, gate = run.p, run.p.hierarchy, run.cfg.assign
     idx, needs, parts = p.splits[split], NEEDS.get(gate, set()), []
     unit_probs = _unit_probs_of(student_probs, run.views)  # (N, U)
+    if 'few_shot_probs' in needs: unit_probs = few_shot_product(unit_probs, run.views.few_shot)  # (N, U)
     smoothed = _smoothed(p, unit_probs, run.views, split) if 'neighbour_probs' in needs else None  # (M, U)
     truth = _true_units(p, split) if gate == 'oracle' else None  # (M,) ground truth: the oracle's only
     parent = 'parent_probs' in needs
     for i in range(0, len(idx), chunk):
         rows, cut = idx[i:i + chunk], lambda t: None if t is None else t[i:i + chunk]  # (B,)
         g = GateInput(p.bank.probs[l][rows], h.owner(l), h.kind, student_probs=student_probs[rows],
-                      unit_probs=None if h.kind == 'class' else unit_probs[rows], true_unit=cut(truth),
+                      unit_probs=unit_probs[rows], true_unit=cut(truth),
                       neighbour_probs=cut(smoothed), parent_probs=p.bank.probs[l - 1][rows] if parent else None,
                       parent=h.parent(l) if parent else None)
         parts.append(assign(g, gate))
@@ -419,6 +423,8 @@ def _measure(run:Run, tag:dict, a:Assignment, kept:Kept, held:Held|None, probe:P
     pr = precision_recall(kept.mask, a.labels, y[pool])
     n_route = len(pool) + len(p.splits['val'])  # the oracle reads the true units it routes, the held-out split's too
     gold = dict(train=0, select=probe.gold_select, route=n_route if run.cfg.assign == 'oracle' else 0)
+    if run.views.few_shot is not None and 'few_shot_probs' in NEEDS.get(run.cfg.assign, set()):
+        gold['teach'] = len(p.splits['teach'])  # the gate read the teachers' labelled set (not the pool's or val's)
     return Record(**tag, n_teachers=k, teacher_acc=_collective_acc(p, l), label_acc=accuracy(a.labels, y[pool]),
                   assign_acc=assignment_accuracy(a, p.hierarchy.owner(l)[units]), keep_rate=kept.rate,
                   precision=pr.precision, recall=pr.recall, epochs=epochs, val_acc=_sel_score(probe),
@@ -439,23 +445,26 @@ def run_gates(cfg:CSLConfig, baselines:bool=True)->dict:
     if baselines and cfg.assign != OFFICIAL_GATE: gates['official'] = OFFICIAL_GATE
     return {**gates, **(BASELINE_GATES if baselines else {})}
 
-def _unit_probs(p:Problem, device)->torch.Tensor|None:
-    "(N, U) domain probabilities from a head fit on the teachers' own labelled sets (domain hierarchies only)."
-    if p.hierarchy.kind != 'domain': return None
-    teach = p.splits['teach']
-    head = fit_unit_head(p.feats[teach], p.teach_units, p.hierarchy.n_units, device=device)
+def _head_probs(p:Problem, units:torch.Tensor, n_units:int, device)->torch.Tensor:
+    "(N, U) probabilities of a linear head fit on the teachers' own labelled set, `units` being its samples' units."
+    head = fit_unit_head(p.feats[p.splits['teach']], units, n_units, device=device)
     with torch.no_grad(): return head(p.feats.to(next(head.parameters()).device)).cpu()  # (N, U)
 
 def gate_views(p:Problem, cfg:CSLConfig, device='auto', gates=None)->GateViews:
-    "The domain head (domain hierarchies) and, when a gate of the run reads it, the pool's neighbourhood; once per run."
+    "Once per run: the domain head (domain hierarchies), and the pool's neighbourhood and few-shot student if read."
     gates = [cfg.assign] if gates is None else gates  # the gates this run walks
+    needs = set().union(*(NEEDS.get(g, set()) for g in gates))
     k = min(cfg.neighbours, len(p.splits['pool']) - 1)
-    wanted = k >= 1 and any('neighbour_probs' in NEEDS.get(g, set()) for g in gates)
+    wanted = k >= 1 and 'neighbour_probs' in needs
     pool_x = p.feats[p.splits['pool']]  # (P, D)
     nbrs = pool_neighbours(pool_x, k, device) if wanted else None  # (P, k)
     # the validation split is routed too: its weak labels judge every student (and choose its epoch under 'weak')
     val_nbrs = pool_neighbours(pool_x, k, device, queries=p.feats[p.splits['val']]) if wanted else None  # (V, k)
-    return GateViews(_unit_probs(p, device), nbrs, val_nbrs)
+    h, labelled = p.hierarchy, len(p.splits.get('teach', ())) > 0 and p.teach_labels is not None
+    domains = _head_probs(p, p.teach_units, h.n_units, device) if h.kind == 'domain' else None  # (N, U)
+    # the few-shot student: the same head on the classes of the teachers' labelled set (their own labels)
+    few_shot = 'few_shot_probs' in needs and h.kind == 'class' and labelled
+    return GateViews(domains, nbrs, val_nbrs, _head_probs(p, p.teach_labels, p.n_classes, device) if few_shot else None)
 
 
 # %% ../nbs/07_cosupervise.ipynb #b9e575f3
@@ -656,7 +665,7 @@ def _check_types(p:Problem):
                          "-> index tensors")
     named = {'feats': p.feats, **{f'bank.probs[{l}]': t for l, t in enumerate(probs)},
              'truth.labels': p.truth.labels, 'truth.domains': p.truth.domains,
-             'teach_units': p.teach_units, **{f'splits[{k!r}]': v for k, v in p.splits.items()}}
+             'teach_units': p.teach_units, 'teach_labels': p.teach_labels, **{f'splits[{k!r}]': v for k, v in p.splits.items()}}
     for name, t in named.items():
         if isinstance(t, torch.Tensor) and t.device.type != 'cpu':
             raise InputError(f"{name} is on {t.device}; expected the CPU: a Problem keeps its tensors there and "
@@ -721,6 +730,9 @@ def _check_problem(p:Problem):
                              "fit the domain gate")
         check_ids(p.teach_units, len(p.splits.get('teach', ())), h.n_units, "teach_units (one per splits['teach'] "
                                                                             "sample)", 'domain ids')
+    if p.teach_labels is not None:
+        check_ids(p.teach_labels, len(p.splits.get('teach', ())), c, "teach_labels (one per splits['teach'] sample)",
+                  f'class ids (the teachers output C={c})')
 
 # %% ../nbs/07_cosupervise.ipynb #3edd854b
 def synthetic_problem(n:int=1200, # samples

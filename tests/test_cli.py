@@ -93,8 +93,11 @@ def test_main_job_curve(default_run):
     for l in LEVELS:   # the default gate routes better than the official rule at every level
         assert mean(res, f'csl@{l}', 'assign_acc') > mean(res, f'official@{l}', 'assign_acc'), l
     assert mean(res, 'confidence_routing') < mean(res, 'csl')
-    # every label counted: no method row read a gold label; the few-shot student read the teachers' own set
-    assert all(not any(r['gold'].values()) for r in res['rows'] if r['method'].split('@')[0] in ('naive_w2s', 'csl', 'official'))
+    # every label counted: no method row read a gold label of the pool or val; the default gate and the few-shot
+    # student read the teachers' own labelled set (200 labels), the naive student and the official rule read none
+    method = [r for r in res['rows'] if r['method'].split('@')[0] in ('naive_w2s', 'csl', 'official')]
+    assert all(r['gold'] == dict(teach=200 if r['method'].startswith('csl') else 0, train=0, select=0, route=0)
+               for r in method), [r['gold'] for r in method]
     assert row(res, 'few_shot')['gold']['teach'] == 200 and row(res, 'ceiling')['gold']['select'] == 680
     assert res['config']['csl']['probe']['select'] == 'last' and 'epoch selection `last`' in p.stdout
     assert 'csl - official, paired by seed' in p.stdout

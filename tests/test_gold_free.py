@@ -6,7 +6,8 @@ test labels are kept, so test accuracy stays comparable) and run the whole loop 
 CSL and the official rule at every level, the ensemble, confidence routing) must have exactly the same test accuracy;
 only rows defined by the truth (oracle, ceiling) may move, and they must (the poisoning reached the problem). The
 preset's own selection rule is used, and for the digits also `select='weak'`, the rule that routes and filters the
-validation split with the method's own gate and filters.
+validation split with the method's own gate and filters. The default gate reads the teachers' own labelled set (the
+few-shot student's labels, the ones the teachers learnt from): counted in `gold['teach']`, never a pool or val label.
 """
 import os
 from dataclasses import replace
@@ -35,8 +36,12 @@ def check(preset, seed=0):
         assert a == b, {m: (a[m], b.get(m)) for m in a if a[m] != b.get(m)}
         moved = {r['method'] for r, s in zip(clean.rows, poisoned.rows) if r['test_acc'] != s['test_acc']}
         assert {'oracle', 'ceiling'} <= moved, moved
-        for r in clean.rows:  # every label counted: no method row read a gold label
-            if r['method'].split('@')[0] in METHODS: assert not any(r['gold'].values()), r
+        for r in clean.rows:  # every label counted: no method row read a gold label of the pool or val
+            if r['method'].split('@')[0] not in METHODS: continue
+            assert (r['gold']['train'], r['gold']['select'], r['gold']['route']) == (0, 0, 0), r
+            # the default gate reads the teachers' own labelled set (the few-shot student), and says so
+            assert r['gold']['teach'] in (0, len(p.splits['teach'])), r
+        assert clean.row('csl')['gold']['teach'] == (len(p.splits['teach']) if cfg.assign == 'with_few_shot' else 0)
 
 
 def test_default_preset_reads_no_gold_label():

@@ -7,15 +7,20 @@ markdown cell of index.ipynb that starts with "## Measured results"; then run `p
 """
 import argparse, json, statistics
 from pathlib import Path
-from csl.experiments import run_experiment, curve_table, mean_of, result_row, paired, DESIGN_SEEDS, SELECTION_SEEDS
+from csl.experiments import (run_experiment, curve_table, mean_of, result_row, paired, DESIGN_SEEDS, SELECTION_SEEDS,
+                             HELDOUT_SEEDS)
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = '## Measured results'
 
 
 def _load(folder: Path, preset: str) -> dict:
-    if not (folder/'results.json').exists(): run_experiment(preset, out=folder, device='cpu')
-    return json.loads((folder/'results.json').read_text())
+    if not (folder/'results.json').exists(): run_experiment(preset, seeds=HELDOUT_SEEDS, out=folder, device='cpu')
+    res = json.loads((folder/'results.json').read_text())
+    if sorted(res['seeds']) != sorted(HELDOUT_SEEDS):  # the headline reports held-out seeds only
+        raise SystemExit(f"{folder}/results.json has seeds {res['seeds']}; expected the held-out seeds "
+                         f"{list(HELDOUT_SEEDS)} (run `csl run --preset {preset} --out {folder}`)")
+    return res
 
 
 def _pct(res, method, field='test_acc', labels=None):
