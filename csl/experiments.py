@@ -67,7 +67,7 @@ PRESETS = {p.name: p for p in [
     # students: lr and wd by tools/tune_student.py (weak-label validation on the design seeds, no gold label read)
     Preset('digits', 'digits-domains', 'blocks8', TeacherConfig(kind='logreg', budget='scope'),
            CSLConfig(probe=ProbeConfig(epochs=20, lr=1e-2, wd=1e-4)), needs=_DIGITS),
-    Preset('digits-domains', 'digits-domains', 'domains', TeacherConfig(kind='logreg', n_per_teacher=100),
+    Preset('digits-by-domain', 'digits-domains', 'domains', TeacherConfig(kind='logreg', n_per_teacher=100),
            CSLConfig(probe=ProbeConfig(epochs=20, lr=1e-2, wd=1e-4)), needs=_DIGITS),
     Preset('fashion-mnist', 'fashion-mnist', 'superclasses', TeacherConfig(kind='logreg', n_per_teacher=None),
            CSLConfig(probe=ProbeConfig(epochs=20, lr=1e-2, wd=0.)), data_kw=dict(n_teach=1000), needs=_FASHION),

@@ -4,7 +4,7 @@
 up. This test executes index.ipynb with nbclient and a real IPython kernel and checks:
 
 - some cell output is a widget view (`application/vnd.jupyter.widget-view+json`): the `Dashboard` displayed;
-- the contract line that index.ipynb prints after its run, exactly
+- the contract line that index.ipynb prints after its run (in a hidden cell, so the README leaves it out), exactly
       print(f'updates per round: {dash.n_updates}/{len(hist.records)}')
   shows one figure update per round (each record of the `History` is one round the loop announced).
 

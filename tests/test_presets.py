@@ -51,7 +51,7 @@ def data(tmp_path_factory):
 def test_presets_say_what_they_need():
     p = subprocess.run([CSL, 'presets'], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    for name in ('digits', 'digits-domains', 'fashion-mnist', 'fashion-mnist-blocks', 'imagenet-paper', 'imagenet-paper-hard',
+    for name in ('digits', 'digits-by-domain', 'fashion-mnist', 'fashion-mnist-blocks', 'imagenet-paper', 'imagenet-paper-hard',
                  'cifar100-superclass', 'domainnet'):
         assert f'\n{name}\n' in f'\n{p.stdout}', name
     assert p.stdout.count('needs:') == 8

@@ -221,16 +221,16 @@ def cache(tmp_path_factory): return tmp_path_factory.mktemp('cache')
 @pytest.fixture(scope='module')
 def reference(cache, tmp_path_factory):
     "An uninterrupted 2-seed run of the default preset."
-    return run_experiment('digits-domains', (0, 1), tmp_path_factory.mktemp('ref'), 'cpu', cache)
+    return run_experiment('digits-by-domain', (0, 1), tmp_path_factory.mktemp('ref'), 'cpu', cache)
 
 
 @pytest.mark.parametrize('where', ['before_run', 'csl@1'])
 def test_interrupted_run_resumes_to_identical_results(reference, cache, tmp_path, where):
     "Ctrl-C after seed 0 (before seed 1 starts, or in the middle of its level 1): rerun reuses seed 0, redoes seed 1."
     with pytest.raises(KeyboardInterrupt):
-        run_experiment('digits-domains', (0, 1), tmp_path, 'cpu', cache, cbs=[StopAt(1, where)])
+        run_experiment('digits-by-domain', (0, 1), tmp_path, 'cpu', cache, cbs=[StopAt(1, where)])
     assert seed_file(tmp_path, 0).exists() and not seed_file(tmp_path, 1).exists() and not (tmp_path/'results.json').exists()
-    res = run_experiment('digits-domains', (0, 1), tmp_path, 'cpu', cache)
+    res = run_experiment('digits-by-domain', (0, 1), tmp_path, 'cpu', cache)
     assert res['timing_s']['reused_seeds'] == [0]
     assert res['rows'] == reference['rows']
     assert json.loads((tmp_path/'results.json').read_text())['rows'] == reference['rows']
@@ -239,17 +239,17 @@ def test_interrupted_run_resumes_to_identical_results(reference, cache, tmp_path
 @pytest.mark.parametrize('damage', ['truncated', 'records'])
 def test_damaged_seed_file_is_recomputed(reference, cache, tmp_path, damage):
     "A seed file cut short (killed mid-write by something other than us) or with damaged records is redone, not trusted."
-    run_experiment('digits-domains', (0, 1), tmp_path, 'cpu', cache)
+    run_experiment('digits-by-domain', (0, 1), tmp_path, 'cpu', cache)
     f = seed_file(tmp_path, 0); d = json.loads(f.read_text())
     if damage == 'truncated': f.write_text(f.read_text()[:200])
     else: d['history']['records'][0] = {'oops': 1}; f.write_text(json.dumps(d))
-    res = run_experiment('digits-domains', (0, 1), tmp_path, 'cpu', cache)
+    res = run_experiment('digits-by-domain', (0, 1), tmp_path, 'cpu', cache)
     assert res['timing_s']['reused_seeds'] == [1] and res['rows'] == reference['rows']
 
 
 def test_corrupt_feature_cache_is_recomputed(reference, cache):
     "A damaged feature file in a real cache is reported, recomputed and gives the same features."
-    preset = get_preset('digits-domains')
+    preset = get_preset('digits-by-domain')
     _, p0, _ = build_problem(preset, 0, 'cpu', cache)
     f = next((cache/'features').glob('*.pt')); raw = f.read_bytes(); f.write_bytes(raw[:len(raw) - 100])
     logs = []

@@ -97,8 +97,20 @@ def table(res: dict, gates) -> str:
                 flag = ' **loses**' if statistics.fmean(d) < -se else ''
                 cells.append(f'{100 * statistics.fmean(d):+.1f} ± {100 * se:.1f}{flag}')
             out.append(f'| {g} | ' + ' | '.join(cells) + ' |')
-        out.append('')
+        out += ['', _versus(by_seed, seeds, gates), '']
     return '\n'.join(out)
+
+
+def _versus(by_seed: dict, seeds: list, gates) -> str:
+    "The first gate against each other gate, paired by seed at the deepest level (PGR points, mean ± standard error)."
+    parts = []
+    for g in gates[1:]:
+        d = {k: [by_seed[s][k][gates[0]]['pgr'][-1] - by_seed[s][k][g]['pgr'][-1] for s in seeds]
+             for k in ('soft', 'hard')}
+        se = {k: statistics.stdev(v) / math.sqrt(len(v)) if len(v) > 1 else float('nan') for k, v in d.items()}
+        parts.append(f'{gates[0]} - {g}: ' + ', '.join(f'{k} {100 * statistics.fmean(v):+.1f} ± {100 * se[k]:.1f}'
+                                                      for k, v in d.items()))
+    return ('Paired at the deepest level: ' + '; '.join(parts) + '.') if parts else ''
 
 
 def main():

@@ -4,9 +4,10 @@ figures (measured: read from a `csl run` results folder, or run here when it is 
     OMP_NUM_THREADS=1 .venv/bin/python tools/make_figures.py [--results results/digits] [--out nbs/images]
 
 Writes nbs/images/csl_loop.png, curve.png, heatmap.png and routing.png (static PNGs: plotly figures through kaleido,
-which renders offline with Debian's chromium; the diagram through matplotlib).
+which renders offline with Debian's chromium; the diagram through matplotlib), and dashboard_static.png: the
+dashboard's figures after the run, as its offline export (`csl.viz.save_html`) shows them in headless Chromium.
 """
-import argparse, json
+import argparse, json, shutil, subprocess, tempfile
 from pathlib import Path
 import matplotlib
 matplotlib.use('Agg')
@@ -87,6 +88,25 @@ def run_figures(results: Path, out: Path) -> list:
     return paths
 
 
+def dashboard_picture(results: Path, out: Path, height: int = 1900) -> Path:
+    "The first seed's run as the dashboard's static export (`save_html`), screenshot by headless Chromium."
+    from csl.experiments import seed_file
+    from csl.cosupervise import History
+    from csl.viz import save_html
+    res = json.loads((results/'results.json').read_text())
+    hist = History.from_dict(json.loads(seed_file(results, res['seeds'][0]).read_text())['history'])
+    exe = shutil.which('chromium') or shutil.which('chromium-browser')
+    if exe is None: raise SystemExit("dashboard_static.png needs Chromium (the Debian package 'chromium')")
+    with tempfile.TemporaryDirectory() as tmp:
+        page = save_html(Path(tmp)/'dashboard.html', hist, res, title=f"csl run: {res['preset']}, seeds {res['seeds']}")
+        flags = ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--virtual-time-budget=10000',
+                 '--disable-background-networking', '--no-first-run', f'--window-size=1000,{height}']
+        png = out.resolve()/'dashboard_static.png'
+        subprocess.run([exe, *flags, f'--user-data-dir={tmp}/profile', f'--screenshot={png}', page.resolve().as_uri()],
+                       capture_output=True, timeout=120, check=True)
+    return out/'dashboard_static.png'
+
+
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--results', type=Path, default=Path('results/digits'))
@@ -94,3 +114,4 @@ if __name__ == '__main__':
     a = ap.parse_args()
     print(loop_diagram(a.out/'csl_loop.png'))
     for p in run_figures(a.results, a.out): print(p)
+    print(dashboard_picture(a.results, a.out))
