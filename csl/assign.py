@@ -218,7 +218,7 @@ def with_self(g:GateInput)->Assignment:
     if up is None or nb is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
     return _route(g, scope_mass((up.float() + nb.float()) / 2, g.owner, g.k).argmax(1))  # (N,)
 
-# %% ../nbs/04_assign.ipynb #5642fe56
+# %% ../nbs/04_assign.ipynb #394a82f5
 def few_shot_product(unit_probs:torch.Tensor, # (N, U) the student's unit probabilities
                      few_shot:torch.Tensor|None, # (N, U) the few-shot student's; None: no labelled set (uniform)
                     )->torch.Tensor: # (N, U) float32 rows that sum to 1

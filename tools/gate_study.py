@@ -39,7 +39,7 @@ VARIANTS = {  # name -> (gate, rounds)
     'top2 + teacher tie-break': ('top2', 1),
     'neighbours': ('neighbours', 1),
     'neighbours, 2 rounds': ('neighbours', 2),
-    'with_self (the default)': ('with_self', 1),
+    'with_self': ('with_self', 1),
 }
 SETTINGS = {  # name -> (preset, seeds)
     'digits 0-2': ('digits', (0, 1, 2)),

@@ -36,7 +36,8 @@ def loop_diagram(path: Path) -> Path:
     ax.set_xlim(0, 11.6); ax.set_ylim(0, 5.6); ax.axis('off')
     _box(ax, 1.6, 4.6, 2.6, 0.8, 'generalist teacher\n(level 0: all classes)', GREY)
     _box(ax, 1.6, 2.9, 2.6, 1.0, 'the student\nlinear probe on frozen\nstrong features', BLUE)
-    _box(ax, 5.0, 4.6, 3.0, 0.9, 'E-step: the gate\nroute each sample to the teacher\nwhose scope the student predicts', RED, 10)
+    _box(ax, 5.0, 4.6, 3.3, 1.0, 'E-step: the gate routes each sample\nofficial: the scope of the student\'s top class\n'
+         'default: student x few-shot student,\nover the sample and its neighbours', RED, 9)
     _box(ax, 5.0, 2.9, 3.0, 0.9, 'specialists of level l\nlabel the samples\nrouted to them', GREY, 10)
     _box(ax, 5.0, 1.2, 3.0, 0.9, 'noise rejection\nkeep labels in the student\'s top-3,\nlowest loss first', GREEN, 10)
     _box(ax, 1.6, 1.2, 2.6, 0.9, 'M-step: a fresh student\ntrains on the kept labels\n(epochs x 1/keep rate)', BLUE, 10)

@@ -7,7 +7,7 @@
 11-15 (`csl.experiments.SELECTION_SEEDS`); prints PGR per level and the paired difference of every rule to `'last'`
 (mean ± standard error over seeds). The gold-free rule that wins here is the presets' default.
 
-`k`: the default gate (`with_self`) with k = 5, 10, 20, 40 pool neighbours on the held-out seeds 100-104
+`k`: the default gate with k = 5, 10, 20, 40 pool neighbours on the held-out seeds 100-104
 (`HELDOUT_SEEDS`), the presets' own selection rule; prints PGR at the deepest level and routing accuracy per k, with
 the paired difference to k = 10 (the value fixed in advance: this sweep reports, it does not choose).
 
@@ -57,7 +57,7 @@ def k_study(preset, out, ks=(5, 10, 20, 40)):
     runs = {k: run_experiment(replace(p, csl=replace(p.csl, neighbours=k)), HELDOUT_SEEDS, out/f'{preset}-k{k}', 'cpu')
             for k in ks}
     base = runs[10]; L = max(r['level'] for r in base['rows'] if r['method'].startswith('csl@'))
-    lines = [f"{preset}, seeds {list(HELDOUT_SEEDS)}, select='{p.csl.probe.select}': the default gate (`with_self`) per k", '',
+    lines = [f"{preset}, seeds {list(HELDOUT_SEEDS)}, select='{p.csl.probe.select}': the gate `{p.csl.assign}` per k", '',
              f'| k | labels | PGR csl@{L} (%) | paired to k=10 | routing L1 / L{L} (%) | csl - official@{L} |',
              '|---|---|---|---|---|---|']
     for kind in base['labels']:
