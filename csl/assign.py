@@ -94,6 +94,10 @@ def _route(g:GateInput, teacher:torch.Tensor)->Assignment:
     labels = g.teacher_probs[torch.arange(g.n, device=teacher.device), teacher]  # (N, C)
     return Assignment(teacher, F.one_hot(teacher, g.k).float(), _rows(labels))  # (N, K)
 
+def _one_teacher(g:GateInput)->Assignment:
+    "Every sample to teacher 0: what any gate does at a one-teacher level (nothing to choose)."
+    return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
+
 def _need(g:GateInput, field:str, rule:str):
     "The input `rule` needs; None when missing at a one-teacher level (where any gate is trivial); else a clear error."
     v = getattr(g, field)
@@ -110,9 +114,9 @@ def _need(g:GateInput, field:str, rule:str):
 # %% ../nbs/04_assign.ipynb #a7f9ce35
 def ownership(g:GateInput)->Assignment:
     "Official rule: the previous student's top-1 unit picks the teacher whose scope owns it."
-    up = _need(g, 'unit_probs', 'ownership')  # (N, U)
-    if up is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
-    return _route(g, g.owner[up.argmax(1)])  # (N,)
+    units = _need(g, 'unit_probs', 'ownership')  # (N, U)
+    if units is None: return _one_teacher(g)
+    return _route(g, g.owner[units.argmax(1)])  # (N,)
 
 # %% ../nbs/04_assign.ipynb #f22fc215
 _EPS = 1e-8
@@ -125,7 +129,7 @@ def _kl(s:torch.Tensor, t:torch.Tensor)->torch.Tensor:
 def agreement(g:GateInput)->Assignment:
     "Route each sample to the teacher closest to the student in KL(student || teacher)."
     s = _need(g, 'student_probs', 'agreement')  # (N, C)
-    if s is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
+    if s is None: return _one_teacher(g)
     kl = torch.stack([_kl(s, g.teacher_probs[:, j]) for j in range(g.k)], 1)  # (N, K)
     return _route(g, kl.argmin(1))
 
@@ -133,7 +137,7 @@ def agreement(g:GateInput)->Assignment:
 def oracle(g:GateInput)->Assignment:
     "Upper bound, uses GROUND TRUTH: route to the owner of the true class or domain."
     tu = _need(g, 'true_unit', 'oracle')  # (N,)
-    if tu is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
+    if tu is None: return _one_teacher(g)
     return _route(g, g.owner[tu])
 
 def ensemble(g:GateInput)->Assignment:
@@ -148,9 +152,9 @@ def confidence(g:GateInput)->Assignment:
 # %% ../nbs/04_assign.ipynb #af75fbaf
 def soft(g:GateInput)->Assignment:
     "Hierarchical-mixture gate: weight of teacher k = the unit mass on k's scope; labels = sum_k w_k t_k."
-    up = _need(g, 'unit_probs', 'soft')  # (N, U)
-    if up is None: w = torch.ones(g.n, 1, device=g.teacher_probs.device)  # (N, 1): one teacher
-    else: w = _rows(up.float() @ F.one_hot(g.owner, g.k).float())  # (N, U) @ (U, K) -> (N, K)
+    units = _need(g, 'unit_probs', 'soft')  # (N, U)
+    if units is None: w = torch.ones(g.n, 1, device=g.teacher_probs.device)  # (N, 1): one teacher
+    else: w = _rows(units.float() @ F.one_hot(g.owner, g.k).float())  # (N, U) @ (U, K) -> (N, K)
     labels = torch.zeros(g.n, g.c, device=w.device)  # (N, C)
     for j in range(g.k): labels += w[:, j, None] * g.teacher_probs[:, j].float()
     return Assignment(None, w, _rows(labels))
@@ -165,9 +169,9 @@ def scope_mass(unit_probs:torch.Tensor, # (N, U) probability of each unit
 
 def scope(g:GateInput)->Assignment:
     "Route to the teacher whose scope holds the most of the student's unit mass."
-    up = _need(g, 'unit_probs', 'scope')  # (N, U)
-    if up is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
-    return _route(g, scope_mass(up, g.owner, g.k).argmax(1))  # (N,)
+    units = _need(g, 'unit_probs', 'scope')  # (N, U)
+    if units is None: return _one_teacher(g)
+    return _route(g, scope_mass(units, g.owner, g.k).argmax(1))  # (N,)
 
 # %% ../nbs/04_assign.ipynb #55bd0b4c
 def pool_neighbours(feats:torch.Tensor, # (P, D) strong features of the student's pool
@@ -207,18 +211,18 @@ def neighbour_mean(probs:torch.Tensor, # (P, U) per-sample probabilities over th
 
 def neighbours(g:GateInput)->Assignment:
     "Route by the scope mass of the student's unit probabilities averaged over each sample's pool neighbours."
-    up = _need(g, 'neighbour_probs', 'neighbours')  # (N, U)
-    if up is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
-    return _route(g, scope_mass(up, g.owner, g.k).argmax(1))  # (N,)
+    units = _need(g, 'neighbour_probs', 'neighbours')  # (N, U)
+    if units is None: return _one_teacher(g)
+    return _route(g, scope_mass(units, g.owner, g.k).argmax(1))  # (N,)
 
 # %% ../nbs/04_assign.ipynb #889fed85
 def with_self(g:GateInput)->Assignment:
     "Route by the scope mass of the mean of the sample's own unit probabilities and its neighbourhood's."
-    up, nb = _need(g, 'unit_probs', 'with_self'), _need(g, 'neighbour_probs', 'with_self')  # (N, U), (N, U)
-    if up is None or nb is None: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
-    return _route(g, scope_mass((up.float() + nb.float()) / 2, g.owner, g.k).argmax(1))  # (N,)
+    units, nb = _need(g, 'unit_probs', 'with_self'), _need(g, 'neighbour_probs', 'with_self')  # (N, U), (N, U)
+    if units is None or nb is None: return _one_teacher(g)
+    return _route(g, scope_mass((units.float() + nb.float()) / 2, g.owner, g.k).argmax(1))  # (N,)
 
-# %% ../nbs/04_assign.ipynb #394a82f5
+# %% ../nbs/04_assign.ipynb #1686ca25
 def few_shot_product(unit_probs:torch.Tensor, # (N, U) the student's unit probabilities
                      few_shot:torch.Tensor|None, # (N, U) the few-shot student's; None: no labelled set (uniform)
                     )->torch.Tensor: # (N, U) float32 rows that sum to 1
@@ -234,20 +238,21 @@ def with_few_shot(g:GateInput)->Assignment:
 # %% ../nbs/04_assign.ipynb #61d70bc6
 def parent(g:GateInput)->Assignment:
     "Product of experts: the student's scope mass times the parent-level teacher's mass on the same scope."
-    up = _need(g, 'unit_probs', 'parent')  # (N, U)
-    if up is None or g.k == 1: return _route(g, torch.zeros(g.n, dtype=torch.long, device=g.owner.device))
+    units = _need(g, 'unit_probs', 'parent')  # (N, U)
+    if units is None or g.k == 1: return _one_teacher(g)
     if g.kind != 'class' or g.parent_probs is None:
         raise InputError("gate 'parent' needs a class hierarchy and parent_probs with parent (the level above's "
                          "teachers)")
     scope_c = F.one_hot(g.owner, g.k).float()  # (C, K) class -> teacher
     rows = g.parent_probs.float()[:, g.parent]  # (N, K, C): teacher k's parent's distribution
     q = (rows * scope_c.T[None]).sum(2)  # (N, K) parent's mass on k's scope
-    score = scope_mass(up, g.owner, g.k).clamp_min(1e-8).log() + q.clamp_min(1e-8).log()  # (N, K)
+    score = scope_mass(units, g.owner, g.k).clamp_min(1e-8).log() + q.clamp_min(1e-8).log()  # (N, K)
     return _route(g, score.argmax(1))
 
 # %% ../nbs/04_assign.ipynb #ed49dc46
 ASSIGNERS = dict(ownership=ownership, scope=scope, neighbours=neighbours, with_self=with_self,
-                 with_few_shot=with_few_shot, parent=parent, agreement=agreement, oracle=oracle, ensemble=ensemble, soft=soft, confidence=confidence)
+                 with_few_shot=with_few_shot, parent=parent, agreement=agreement, oracle=oracle, ensemble=ensemble,
+                 soft=soft, confidence=confidence)
 # optional `GateInput` fields a gate reads beyond the teachers and the student: the loop builds them only for these
 # gates (a neighbourhood costs a (P, P) similarity pass); a user's gate that needs one adds its name here;
 # 'few_shot_probs': the loop multiplies the student's unit probabilities by the few-shot student's (`few_shot_product`)

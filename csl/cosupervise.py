@@ -118,7 +118,8 @@ def co_supervise(p:Problem, # features, teachers, hierarchy, splits (and the tru
     run.notify('before_run')
     if baselines: _references(run)  # the ceiling (PGR's scale) and the reference students
     naive = level_zero(p, run.cfg, seed, run.device, run.hist, run.cbs)  # the generalist's labels: naive W2S
-    run.record(naive.rec); run.notify('after_level', naive.rec)
+    run.record(naive.rec)
+    run.notify('after_level', naive.rec)
     for method, gate in run_gates(run.cfg, baselines).items():  # CSL's gate, the release's, the baselines'
         path = replace(run, cfg=replace(run.cfg, assign=gate))
         student, given = naive, naive.given  # every path starts from the same level-0 student
@@ -388,11 +389,11 @@ def filter_labels(run:Run, # the run (its `cfg.filter` and `cfg.local_global`)
         kept = compose(kept, local_global(a.labels, parents, cfg.local_global))
     return require_nonempty(kept, f"level {l}: training the student") if split == 'pool' else kept
 
-def hold_out(run:Run, l:int, student_probs:torch.Tensor, prev:Held|None)->Held|None:
+def hold_out(run:Run, l:int, student_probs:torch.Tensor, above:Held|None)->Held|None:
     "The validation split through the level's own gate and filters: the weak labels that judge the student (no gold)."
-    if prev is None: return None
+    if above is None: return None  # (the level above's held-out labels: the local-global filter compares with them)
     a = route(run, l, student_probs, 'val')
-    return Held(a.labels, filter_labels(run, l, a, student_probs, prev.labels, 'val').mask)  # (V, C), (V,)
+    return Held(a.labels, filter_labels(run, l, a, student_probs, above.labels, 'val').mask)  # (V, C), (V,)
 
 # %% ../nbs/07_cosupervise.ipynb #6b322166
 def train_student(run:Run, # the run (its `cfg.probe`: the student and how it trains)
@@ -665,7 +666,8 @@ def _check_types(p:Problem):
                          "-> index tensors")
     named = {'feats': p.feats, **{f'bank.probs[{l}]': t for l, t in enumerate(probs)},
              'truth.labels': p.truth.labels, 'truth.domains': p.truth.domains,
-             'teach_units': p.teach_units, 'teach_labels': p.teach_labels, **{f'splits[{k!r}]': v for k, v in p.splits.items()}}
+             'teach_units': p.teach_units, 'teach_labels': p.teach_labels,
+             **{f'splits[{k!r}]': v for k, v in p.splits.items()}}
     for name, t in named.items():
         if isinstance(t, torch.Tensor) and t.device.type != 'cpu':
             raise InputError(f"{name} is on {t.device}; expected the CPU: a Problem keeps its tensors there and "
