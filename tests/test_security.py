@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from csl.core import InputError, load_cached, _MAGIC
+from csl.core import InputError, cached, load_cached, load_entry, save_entry, _MAGIC
 from csl.data import CSLData, Hierarchy, load_dataset, split_indices, fake_cifar100
 from csl.features import get_features
 from csl.teachers import TeacherConfig, train_teachers, load_teacher, logreg_model, checkpoint_path
@@ -139,6 +139,76 @@ def test_crafted_cifar_pickle_is_refused(tmp_path):
     assert not marker.exists()
 
 
+# ---------------------------------------------------------------- a valid checksum is not a valid entry: each kind's schema
+
+def _data(v, how):
+    x, y, dom = v
+    if how == 'shape': return x[:, :, :8, :8].contiguous(), y, dom  # 8x8 images
+    if how == 'count': return x[:-1], y[:-1], dom[:-1]
+    if how == 'nan': x = x.clone(); x[0, 0, 0, 0] = float('nan'); return x, y, dom
+    return x.double(), y, dom  # dtype
+
+
+def _features(f, how):
+    if how == 'shape': return f[:, :5].contiguous()  # (N, 5) instead of (N, 160)
+    if how == 'count': return f[:-1]
+    if how == 'nan': f = f.clone(); f[3, 7] = float('nan'); return f
+    return f.double()
+
+
+def _teachers(s, how):
+    s = dict(s)
+    if how == 'shape': s['probs'] = [p[:, :, :5] / p[:, :, :5].sum(-1, keepdim=True) for p in s['probs']]
+    elif how == 'count': s['probs'], s['levels'] = s['probs'][:1], s['levels'][:1]  # a bank cut to its first level
+    elif how == 'nan': s['probs'] = [p.clone() for p in s['probs']]; s['probs'][-1][0, 0, 0] = float('nan')
+    else: s['probs'] = [p.float() for p in s['probs']]
+    return s
+
+
+DAMAGE = {'data': _data, 'features': _features, 'teachers': _teachers}
+
+
+@pytest.mark.parametrize('how', ['shape', 'count', 'nan', 'dtype'])
+def test_wrong_entry_with_a_valid_checksum_is_warned_and_recomputed(home_run, cache_copy, how):
+    "Every cache kind holding a wrong-shape, wrong-count, NaN or wrong-dtype value (valid checksum): one warning naming the file, recomputed, the same problem."
+    _, ref, _ = build_problem(DEFAULT_PRESET, 0, 'cpu', home_run[1]/'cache')
+    files = {kind: next((cache_copy/kind).glob('*.pt')) for kind in DAMAGE}
+    for kind, f in files.items():
+        save_entry(f, kind, DAMAGE[kind](load_entry(f, kind), how))
+        load_cached(f)  # the checksum holds
+    with pytest.warns(UserWarning, match='recomputing') as rec:
+        _, got, _ = build_problem(DEFAULT_PRESET, 0, 'cpu', cache_copy)
+    said = [str(w.message) for w in rec]
+    for kind, f in files.items():
+        assert any(str(f) in m and 'unexpected value' in m for m in said), (kind, said)
+        load_entry(f, kind)  # rewritten with a valid entry
+    assert torch.equal(got.feats, ref.feats) and all(torch.equal(a, b) for a, b in zip(got.bank.probs, ref.bank.probs))
+    assert torch.equal(got.truth.labels, ref.truth.labels)
+
+
+def test_entry_made_for_another_key_is_recomputed(home_run, cache_copy):
+    "A valid features entry copied under another entry's name (another key) is not used."
+    f = next((cache_copy/'features').glob('*.pt')); other = f.with_name('digits-domains-effnet_lite0-0123456789abcdef0123.pt')
+    shutil.copy(f, other)
+    with pytest.warns(UserWarning, match=f"was made for '{f.name}'"):
+        cached(other, lambda: torch.zeros(1), kind='features')
+
+
+@pytest.mark.parametrize('what', ['fifo', 'dev-zero'])
+def test_fifo_or_dev_zero_as_cache_entries_the_run_finishes(home_run, cache_copy, tmp_path, what):
+    "A FIFO (would block a plain open for ever) or a link to /dev/zero (would fill memory) as every cache entry: refused, recomputed, exit 0."
+    for kind in DAMAGE:
+        for f in (cache_copy/kind).glob('*.pt'):
+            f.unlink()
+            os.mkfifo(f) if what == 'fifo' else f.symlink_to('/dev/zero')
+    p = subprocess.run([CSL, 'run', '--seeds', '0', '--cache', str(cache_copy), '--out', str(tmp_path/'out')],
+                       capture_output=True, text=True, timeout=600, env=_clean_env())
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stderr.count('is not a regular file') >= 3 and 'recomputing' in p.stderr, p.stderr[-3000:]
+    for kind in DAMAGE: assert all(f.is_file() and not f.is_symlink() for f in (cache_copy/kind).glob('*.pt'))
+    ref = json.loads((home_run[1]/'out'/'results.json').read_text())
+    assert json.loads((tmp_path/'out'/'results.json').read_text())['rows'] == ref['rows']
+
 # ---------------------------------------------------------------- one cache folder: argument > CSL_CACHE > ~/.cache/csl
 
 @pytest.mark.parametrize('source', ['argument', 'environment', 'default'])
@@ -165,15 +235,22 @@ CUDA = torch.cuda.is_available()
 FLAG_BAD = [  # (subcommand, flag, arguments, words the one stderr line must contain)
     ('run', '--preset', ['--preset', 'nope'], "unknown preset 'nope'"),
     ('run', '--seeds', ['--seeds', 'x'], "invalid int value: 'x'"),
-    ('run', '--seeds', ['--seeds', '-1'], 'expected distinct ints >= 0'),
+    ('run', '--seeds', ['--seeds', '-1'], '--seeds -1: expected an int in [0, 9223372036854775807]'),
+    ('run', '--seeds', ['--seeds', str(2**63)], f'--seeds {2**63}: expected an int in [0, 9223372036854775807]'),
+    ('run', '--seeds', ['--seeds', '0', '--seeds', '1'], '--seeds given twice; expected each flag once'),
     ('run', '--seeds', ['--seeds', '0', '0'], 'seeds=[0, 0]; expected distinct ints >= 0'),
     ('run', '--out', ['--out', '{file}'], 'expected a folder, not a file'),
+    ('run', '--out', ['--out', ''], "'': expected a non-empty path"),
     ('run', '--out', ['--out', '{file}/sub'], '{file} is a file'),
     ('run', '--device', ['--device', 'tpu'], "invalid choice: 'tpu'"),
     *([] if CUDA else [('run', '--device', ['--device', 'cuda'], 'CUDA is not available')]),
     ('run', '--cache', ['--cache', '{file}'], 'expected a folder, not a file'),
+    ('run', '--cache', ['--cache', ''], "'': expected a non-empty path"),
     ('run', '--html', ['--html', '{dir}'], 'expected a file name, not a folder'),
     ('run', '--html', ['--html', '{file}/report.html'], '{file} is a file'),
+    ('run', '--html', ['--out', '{dir}', '--html', '{dir}/results.json'], 'would overwrite the result file {dir}/results.json'),
+    ('run', '--html', ['--out', '{dir}', '--seeds', '3', '--html', '{dir}/seeds/seed-3.json'], 'would overwrite the result file'),
+    ('run', '--html', ['--html', '{dir}/x.html', '--html', '{dir}/y.html'], '--html given twice'),
     ('run', '--quiet', ['--quiet=yes'], "ignored explicit argument 'yes'"),
     ('run', '--root', ['--root', '{missing}'], 'is not a folder'),
     ('run', '--download', ['--download'], 'cannot download'),
@@ -183,30 +260,36 @@ FLAG_BAD = [  # (subcommand, flag, arguments, words the one stderr line must con
     ('run', '--teachers', ['--teachers', '{dir}'], 'holds no level{l}-teacher{k}.pt file'),
     ('run', '--backbone', ['--backbone', 'vgg'], 'expected one of effnet_lite0'),
     ('run', '--random-weights', ['--random-weights=1'], "ignored explicit argument '1'"),
-    ('run', '--batch-size', ['--batch-size', '-1'], 'expected an int >= 1'),
+    ('run', '--batch-size', ['--batch-size', '-1'], 'expected an int in [1, 1048576]'),
     ('run', '--batch-size', ['--batch-size', 'big'], "invalid int value: 'big'"),
-    ('run', '--teacher-steps', ['--teacher-steps', '0'], 'expected an int >= 1'),
+    ('run', '--teacher-steps', ['--teacher-steps', '0'], 'expected an int in [1, 10000000]'),
+    ('run', '--teacher-steps', ['--teacher-steps', '1000000000'], 'expected an int in [1, 10000000]'),
     ('run', '--data', ['--data', 'oops'], 'expected KEY=VALUE'),
     ('run', '--data', ['--data', 'n_teach=abc'], "expected an int or a float (digits-domains's n_teach)"),
     ('run', '--data', ['--data', 'n_teach=-5'], 'expected a count >= 1'),
     ('run', '--data', ['--data', 'val=2.5'], 'expected a share in (0, 1]'),
+    ('run', '--data', ['--data', 'val=0.9', 'test=0.9'], '--data val=0.9 test=0.9: the shares add up to 1.8; expected less than 1'),
+    ('run', '--data', ['--data', 'size=100000'], '--data size=100000: expected an int in [1, 1024]'),
+    ('run', '--data', ['--data', 'n_teach=5', '--data', 'val=0.2'], '--data given twice'),
     ('run', '--data', ['--data', 'colour=red'], "digits-domains has no option 'colour'"),
     ('run', '--data', ['--data', 'cache_dir=/x'], 'cache_dir has its own flag; expected --cache'),
     ('run', '--data', ['--preset', 'fashion-mnist', '--data', 'n_teach=0.05'], "expected an int (fashion-mnist's n_teach)"),
     ('extract', '--preset', ['--preset', 'nope'], "unknown preset 'nope'"),
     ('extract', '--seeds', ['--seeds', 'x'], "invalid int value: 'x'"),
-    ('extract', '--seeds', ['--seeds', '-1'], '--seeds -1: expected distinct ints >= 0'),
+    ('extract', '--seeds', ['--seeds', '-1'], '--seeds -1: expected an int in [0, 9223372036854775807]'),
+    ('extract', '--seeds', ['--seeds', str(2**70)], 'expected an int in [0, 9223372036854775807]'),
     ('extract', '--seeds', ['--seeds', '0', '0'], '--seeds 0 0: expected distinct ints >= 0'),
     ('extract', '--device', ['--device', 'tpu'], "invalid choice: 'tpu'"),
     *([] if CUDA else [('extract', '--device', ['--device', 'cuda'], 'CUDA is not available')]),
     ('extract', '--cache', ['--cache', '{file}'], 'expected a folder, not a file'),
     ('extract', '--cache', ['--cache', '{file}/sub'], '{file} is a file'),
+    ('extract', '--cache', ['--cache', ' '], "' ': expected a non-empty path"),
     ('extract', '--quiet', ['--quiet=yes'], "ignored explicit argument 'yes'"),
     ('extract', '--root', ['--root', '{missing}'], 'is not a folder'),
     ('extract', '--download', ['--download'], 'cannot download'),
     ('extract', '--backbone', ['--backbone', 'vgg'], 'expected one of effnet_lite0'),
     ('extract', '--random-weights', ['--random-weights=1'], "ignored explicit argument '1'"),
-    ('extract', '--batch-size', ['--batch-size', '0'], 'expected an int >= 1'),
+    ('extract', '--batch-size', ['--batch-size', '0'], 'expected an int in [1, 1048576]'),
     ('extract', '--batch-size', ['--batch-size', 'big'], "invalid int value: 'big'"),
     ('extract', '--data', ['--data', 'n_teach=-5'], 'expected a count >= 1'),
     ('extract', '--data', ['--data', 'colour=red'], "digits-domains has no option 'colour'"),
@@ -215,18 +298,20 @@ FLAG_BAD = [  # (subcommand, flag, arguments, words the one stderr line must con
     ('bench', '--json', ['--json', '{dir}'], 'expected a file name, not a folder'),
     ('bench', '--json', ['--json', '{file}/b.json'], '{file} is a file'),
     ('bench', '--device', ['--device', 'tpu'], "invalid choice: 'tpu'"),
-    ('bench', '--n', ['--n', '-5'], 'expected an int >= 100'),
+    ('bench', '--n', ['--n', '-5'], 'expected an int in [100, 100000000]'),
+    ('bench', '--n', ['--n', '1000000000'], '--n 1000000000: expected an int in [100, 100000000]'),
+    ('bench', '--n', ['--n', '100000000', '--d', '65536'], 'the synthetic data alone need'),
     ('bench', '--n', ['--n', 'ten'], "invalid int value: 'ten'"),
-    ('bench', '--c', ['--c', '2'], 'expected an int >= 3'),
+    ('bench', '--c', ['--c', '2'], 'expected an int in [3, 100000]'),
     ('bench', '--k', ['--k', '3'], 'expected a power of 2'),
     ('bench', '--k', ['--c', '4', '--k', '8'], 'expected at most the smallest --c (4)'),
-    ('bench', '--d', ['--d', '0'], 'expected an int >= 1'),
-    ('bench', '--epochs', ['--epochs', '0'], 'expected an int >= 1'),
+    ('bench', '--d', ['--d', '0'], 'expected an int in [1, 65536]'),
+    ('bench', '--epochs', ['--epochs', '0'], 'expected an int in [1, 10000]'),
     ('bench', '--lr', ['--lr', '-1'], 'expected a number > 0'),
     ('bench', '--lr', ['--lr', 'nan'], 'expected a number > 0'),
-    ('bench', '--batch-size', ['--batch-size', '0'], 'expected an int >= 1'),
+    ('bench', '--batch-size', ['--batch-size', '0'], 'expected an int in [1, 16777216]'),
     ('bench', '--precision', ['--precision', 'fp8'], "invalid choice: 'fp8'"),
-    ('bench', '--threads', ['--threads', '-1'], 'expected an int >= 0'),
+    ('bench', '--threads', ['--threads', '-1'], 'expected an int in [0, 4096]'),
     ('bench', '--no-reference', ['--no-reference=1'], "ignored explicit argument '1'"),
     ('bench', '--in-process', ['--in-process=1'], "ignored explicit argument '1'"),
     ('presets', '--all', ['--all'], 'unrecognized arguments: --all'),
@@ -267,11 +352,11 @@ def test_bad_flag_is_one_line_exit_2_before_any_work(tmp_path, monkeypatch, sub,
     assert dt < 20, dt  # generous: a rejection takes milliseconds; work would take many seconds
 
 
-CONSOLE_BAD = [(['bench', '--n', '-5'], '--n -5: expected an int >= 100'),
+CONSOLE_BAD = [(['bench', '--n', '-5'], '--n -5: expected an int in [100, 100000000]'),
                (['run', '--data', 'n_teach=abc'], '--data n_teach=abc: expected an int or a float'),
                (['run', '--data', 'n_teach=-5'], '--data n_teach=-5: expected a count >= 1'),
-               (['run', '--batch-size', '-1'], '--batch-size -1: expected an int >= 1'),
-               (['run', '--teacher-steps', '0'], '--teacher-steps 0: expected an int >= 1'),
+               (['run', '--batch-size', '-1'], '--batch-size -1: expected an int in [1, 1048576]'),
+               (['run', '--teacher-steps', '0'], '--teacher-steps 0: expected an int in [1, 10000000]'),
                (['run', '--seeds', '0', '0'], '--seeds 0 0: seeds=[0, 0]; expected distinct ints >= 0')]
 
 
