@@ -330,18 +330,19 @@ MAX_FILE_BYTES = 2**36  # 64 GiB: a larger cache or resume file is refused unrea
 
 def read_regular(path:str|Path, # a file csl wrote earlier (cache entry, resume state)
                  max_bytes:int|None=None, # refuse larger files; None: `MAX_FILE_BYTES`
+                 what:str='cache file', # what the file is, for the message
                 )->bytes:
     "The bytes of `path` if it is a regular file of at most `max_bytes`; else `CacheError` (never blocks nor grows)."
     cap = MAX_FILE_BYTES if max_bytes is None else max_bytes
     try: fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))  # a FIFO opens at once, unread
-    except OSError as e: raise CacheError(f"cache file {path} cannot be opened ({e.strerror})") from None
+    except OSError as e: raise CacheError(f"{what} {path} cannot be opened ({e.strerror})") from None
     with os.fdopen(fd, 'rb') as f:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # a FIFO, a device such as /dev/zero (also through a link), a folder
-            raise CacheError(f"cache file {path} is not a regular file (mode {stat.filemode(st.st_mode)})")
+            raise CacheError(f"{what} {path} is not a regular file (mode {stat.filemode(st.st_mode)})")
         raw = f.read(st.st_size + 1) if st.st_size <= cap else b''  # +1: a file that grew is caught
     if st.st_size > cap or len(raw) > cap:
-        raise CacheError(f"cache file {path} is larger than {cap} bytes, the most csl reads")
+        raise CacheError(f"{what} {path} is larger than {cap} bytes, the most csl reads")
     return raw
 
 def _load_error(e:Exception)->str:

@@ -289,7 +289,7 @@ def _load_seed(path:Path, key:str)->dict|None:
     if not (Path(path).exists() or Path(path).is_symlink()): return None
     try:
         # a regular file of bounded size (a FIFO or /dev/zero is refused), JSON nested at most as deep as Python allows
-        d = json.loads(read_regular(path, SEED_FILE_BYTES))
+        d = json.loads(read_regular(path, SEED_FILE_BYTES, 'seed file'))
         if d.get('key') != key: return None
         # the preset's own kind, also kept at the top for readers: it must be intact too
         History.from_dict(d['history'])
