@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_data.ipynb #35f0f829
 from __future__ import annotations
-import codecs, gzip, inspect, json, os, pickle, shutil, tempfile, typing
+import codecs, gzip, inspect, json, os, pickle, shutil, tempfile, typing, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -265,6 +265,29 @@ def _unpack_fashion(src:Path, root:Path)->Path:
     return root
 
 # %% ../nbs/09_data.ipynb #ac1d4980
+def _fashion_split(root:Path, train:bool, download:bool):
+    "torchvision's split, checked: (n, 28, 28) uint8 images, not all zero, n/10 of each label (the official counts)."
+    from torchvision.datasets import FashionMNIST
+    if (odd := next((p for p in (root/'FashionMNIST').glob('*/*') if not (p.is_file() or p.is_dir())), None)):
+        raise InputError(f"{odd} is not a regular file")  # a FIFO would block torchvision's open for ever
+    ds, n = FashionMNIST(root, train=train, download=download), 60_000 if train else 10_000
+    check_tensor(ds.data, (n, 28, 28), torch.uint8, 'images')
+    check_tensor(ds.targets, (n,), torch.int64, 'labels', 0, 9)
+    if (got := ds.targets.bincount(minlength=10).tolist()) != [n // 10] * 10 or not ds.data.any():
+        raise InputError(f"labels {got} per class, images {'all zero' if not ds.data.any() else 'some non-zero'}; "
+                         f"expected {n // 10} of each class")
+    return ds
+
+def _read_fashion(root:Path, train:bool, download:bool, ours:bool):
+    "A checked split; files in the cache that are not Fashion-MNIST (torchvision's processed/ too) are made again."
+    try: return _fashion_split(root, train, download)
+    except (InputError, RuntimeError, ValueError, OSError) as e:
+        what = f"fashion-mnist files in {root/'FashionMNIST'} are not Fashion-MNIST ({type(e).__name__}: {e})"
+        if not ours: raise InputError(f"{what}; expected torchvision's raw or processed files") from None
+        warnings.warn(f"{what}; recomputing from {FASHION_MNIST_DEBIAN}")
+        shutil.rmtree(root/'FashionMNIST')
+        return _fashion_split(_unpack_fashion(FASHION_MNIST_DEBIAN, root), train, download)
+
 def fashion_mnist(root:str|Path|None=None, # folder holding FashionMNIST/raw/; None: the cache, filled from Debian's
                   seed:int=0, # split and subsample seed
                   n_teach:int=300, # teacher-labelled images (from the official train split)
@@ -282,7 +305,8 @@ def fashion_mnist(root:str|Path|None=None, # folder holding FashionMNIST/raw/; N
                          f"{', '.join(_FASHION_FILES)}) nor in {FASHION_MNIST_DEBIAN}. Offline: `apt-get install "
                          "dataset-fashion-mnist` (Debian) or pass root=<folder with FashionMNIST/raw/>; "
                          "with internet: download=True")
-    tr, te = FashionMNIST(root, train=True, download=download), FashionMNIST(root, train=False, download=download)
+    ours = root == get_cache_dir(cache_dir) and not download  # files csl unpacked into its cache: redone when wrong
+    tr, te = (_read_fashion(root, train, download, ours) for train in (True, False))
     gen = torch.Generator().manual_seed(seed)
     a = _draw(len(tr.data), dict(teach=n_teach, val=n_val, pool=n_pool), gen)
     b = _draw(len(te.data), dict(test=n_test if n_test is not None else len(te.data)), gen)

@@ -372,3 +372,67 @@ def test_bad_flags_through_the_console_script(tmp_path):
         assert p.returncode == 2 and len(lines) == 1 and 'Traceback' not in err and words in lines[0], (p.args, err)
         assert time.perf_counter() - t0 < 120  # generous: interpreter start and imports only
     assert sorted(tmp_path.rglob('*')) == [tmp_path/'cwd']  # no cache, no results folder
+
+
+# ---------------------------------------------------------------- issue 23: the other files csl reads back
+
+FASHION = Path('/usr/share/datasets/fashion-mnist')
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.parametrize('how', ['shape', 'count', 'nan', 'dtype'])
+def test_fashion_mnist_cache_with_wrong_tensors_is_recomputed(tmp_path, how):
+    "torchvision's processed/ files in the cache (plain tensors it prefers to the raw files): a wrong one is warned about and redone."
+    from csl.data import fashion_mnist
+    ref = fashion_mnist(cache_dir=tmp_path, n_pool=500, n_test=500)
+    proc = tmp_path/'FashionMNIST'/'processed'; proc.mkdir()
+    for name, n in (('training.pt', 60_000), ('test.pt', 10_000)):
+        x, y = torch.zeros(n, 28, 28, dtype=torch.uint8), torch.arange(n) % 10
+        x = {'shape': x[:, :8, :8], 'count': x[:-1], 'nan': x.float().fill_(float('nan')), 'dtype': x.long()}[how]
+        torch.save((x, y[:len(x)]), proc/name)
+    with pytest.warns(UserWarning, match='are not Fashion-MNIST .*recomputing'):
+        got = fashion_mnist(cache_dir=tmp_path, n_pool=500, n_test=500)
+    assert torch.equal(got.images, ref.images) and torch.equal(got.labels, ref.labels) and not proc.exists()
+
+
+@pytest.mark.parametrize('what', ['fifo', 'dev-zero', 'deep', 'huge-key'])
+def test_damaged_resume_file_is_redone(home_run, cache_copy, tmp_path, what):
+    "A seed file that is a FIFO, a link to /dev/zero, JSON nested 100,000 deep or a dict where a list is expected: warned, redone, same rows."
+    out = shutil.copytree(home_run[1]/'out', tmp_path/'out'); f = seed_file(out, 0); f.unlink()
+    ref = json.loads((out/'results.json').read_text())
+    if what == 'fifo': os.mkfifo(f)
+    elif what == 'dev-zero': f.symlink_to('/dev/zero')
+    elif what == 'deep': f.write_text('[' * 100_000 + ']' * 100_000)
+    else: f.write_text(json.dumps({'key': {'a': 1}, 'history': 'x', 'histories': []}))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); res = run_experiment(DEFAULT_PRESET, [0], out, 'cpu', cache_copy)
+    assert res['timing_s']['reused_seeds'] == [] and res['rows'] == ref['rows']
+    if what != 'huge-key': assert any('is damaged' in str(x.message) and str(f) in str(x.message) for x in w), [str(x.message) for x in w]
+    assert f.is_file() and not f.is_symlink()
+
+
+def test_unwritable_cache_kind_folder_fails_before_any_work(tmp_path):
+    "A teachers/ folder that cannot be written (here a file in its place: root ignores permissions) is exit 2 at once, not after training."
+    (tmp_path/'cache').mkdir(); (tmp_path/'cache'/'teachers').write_text('x')
+    err = io.StringIO(); t0 = time.perf_counter()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()): rc = main(['run', '--cache', str(tmp_path/'cache'), '--out', str(tmp_path/'out')])
+    assert rc == 2 and f"--cache {tmp_path/'cache'/'teachers'}: cannot write there" in err.getvalue(), err.getvalue()
+    assert time.perf_counter() - t0 < 20 and not (tmp_path/'out').exists() and sorted(p.name for p in (tmp_path/'cache').iterdir()) == ['teachers']
+
+
+def test_backbone_weights_never_touch_torch_home(tmp_path, monkeypatch):
+    "Backbone downloads go to <cache>/hub; TORCH_HOME is left alone; hub code only from the pinned DINOv2 commit, fetched afresh."
+    from unittest import mock
+    from urllib.error import URLError
+    from csl.features import load_backbone, DINOV2_COMMIT
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path/'torch-home'))
+    seen = []
+    def offline(url, **kw): seen.append((url, torch.hub.get_dir(), kw.get('weights_only'))); raise URLError('offline')
+    with mock.patch('torch.hub.load_state_dict_from_url', side_effect=offline):
+        for name in ('dino_vitb8', 'dino_resnet50', 'alexnet'):
+            with pytest.raises(InputError, match=f"backbone '{name}': could not load"): load_backbone(name, cache_dir=tmp_path/'cache')
+    assert [(d, w) for _, d, w in seen] == [(str(tmp_path/'cache'/'hub'), True)] * 2 and not (tmp_path/'torch-home').exists()
+    with mock.patch('torch.hub.load', return_value=torch.nn.Identity()) as hub:
+        load_backbone('dinov2_vits14', cache_dir=tmp_path/'cache')
+    assert hub.call_args.args[0] == f'facebookresearch/dinov2:{DINOV2_COMMIT}' and hub.call_args.kwargs['force_reload']
+    assert torch.hub.get_dir() == str(tmp_path/'torch-home'/'hub')  # restored: TORCH_HOME's, as before
