@@ -14,7 +14,7 @@ from .core import *
 from .data import CSLData, load_dataset, get_cache_dir
 from .hierarchy import Hierarchy
 from .features import get_features
-from .teachers import TeacherConfig, train_teachers
+from .teachers import TeacherConfig, train_teachers, check_checkpoints
 from .student import ProbeConfig, SELECT_RULES
 from .cosupervise import (CSLConfig, Problem, History, Report, problem_from, co_supervise, _cfg_dict, gold_note,
                             weak_falls)
@@ -182,12 +182,14 @@ def build_problem(preset:Preset|str, # what to run
     split_seed = seed if preset.split_seed is None else preset.split_seed
     data = load_dataset(preset.dataset, root=root, seed=split_seed, cache_dir=cache_dir, **preset.data_kw)
     t['data_s'] = time.perf_counter() - t0
+    hierarchy = HIERARCHIES[preset.hierarchy](data)
+    if preset.teachers.checkpoints: check_checkpoints(preset.teachers.checkpoints, hierarchy)  # before extraction
     feats = get_features(data, preset.backbone, cache_dir=cache_dir, device=device, pretrained=preset.pretrained,
                          batch_size=preset.batch_size, log=log)
     t['features_s'] = time.perf_counter() - t0 - t['data_s']
     t1 = time.perf_counter()
     teacher_seed = seed if preset.teacher_seed is None else preset.teacher_seed
-    bank = train_teachers(data, HIERARCHIES[preset.hierarchy](data), preset.teachers, device=device,
+    bank = train_teachers(data, hierarchy, preset.teachers, device=device,
                           cache_dir=cache_dir, seed=teacher_seed, log=log)
     t['teachers_s'] = time.perf_counter() - t1
     return data, problem_from(data, feats, bank), t

@@ -25,7 +25,7 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TEACHER_KINDS', 'TEACHER_PRESETS', 
            'image_batches', 'pooled_pixels', 'pooled_images', 'Standardize', 'logreg_model', 'cnn_model',
            'load_alexnet', 'alexnet_features', 'alexnet_head_model', 'TeacherKind', 'fit_teacher', 'teacher_probs',
            'stratified_draw', 'sample_units', 'teacher_budgets', 'TeacherBank', 'checkpoint_path', 'load_teacher',
-           'train_teachers']
+           'check_checkpoints', 'train_teachers']
 
 # %% ../nbs/03_teachers.ipynb #eb66d488
 @dataclass(frozen=True)
@@ -408,6 +408,16 @@ def load_teacher(model:nn.Module, # a fresh model of the kind
         raise InputError(f"teacher checkpoint {f}: holds {got}; expected a state dict {want} (the kind's model)")
     model.load_state_dict(state); return model.eval()
 
+def check_checkpoints(folder:str|Path, # `TeacherConfig.checkpoints` (`--teachers`)
+                      hierarchy:Hierarchy, # the scopes: one checkpoint per teacher of every level
+                     )->None:
+    "Raise `InputError` before any work unless `folder` holds a checkpoint file for every teacher of `hierarchy`."
+    want = [checkpoint_path(folder, l, k) for l in range(hierarchy.n_levels) for k in range(hierarchy.n_teachers(l))]
+    if (missing := [f.name for f in want if not f.is_file()]):
+        raise InputError(f"teacher checkpoints (--teachers) {folder}: {len(missing)} of {len(want)} missing "
+                         f"({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}); expected "
+                         "level{l}-teacher{k}.pt for every scope of the hierarchy")
+
 def _checkpoints_id(cfg:TeacherConfig)->str|None:
     "Content hash of the supplied checkpoint files (part of the bank's cache key)."
     if not cfg.checkpoints: return None
@@ -475,6 +485,7 @@ def train_teachers(data:CSLData, # the data (its 'teach' split is the only label
     if cfg.kind not in TEACHER_KINDS:
         raise InputError(f"TeacherConfig.kind={cfg.kind!r}; known kinds: {', '.join(TEACHER_KINDS)}")
     sample_units(data, hierarchy); dev = get_device(device)
+    if cfg.checkpoints: check_checkpoints(cfg.checkpoints, hierarchy)
     make = lambda: _train_bank(data, hierarchy, cfg, dev, seed, cache_dir)
     if cache_dir is False: return TeacherBank.from_state(make())
     key = cache_key(data=data.fingerprint, levels=hierarchy.levels, kind=hierarchy.kind, cfg=asdict(cfg), seed=seed,

@@ -436,3 +436,14 @@ def test_backbone_weights_never_touch_torch_home(tmp_path, monkeypatch):
         load_backbone('dinov2_vits14', cache_dir=tmp_path/'cache')
     assert hub.call_args.args[0] == f'facebookresearch/dinov2:{DINOV2_COMMIT}' and hub.call_args.kwargs['force_reload']
     assert torch.hub.get_dir() == str(tmp_path/'torch-home'/'hub')  # restored: TORCH_HOME's, as before
+
+
+def test_incomplete_teachers_folder_fails_before_feature_extraction(tmp_path):
+    "--teachers with a checkpoint missing: exit 2 naming the missing files, before any feature is extracted."
+    t = tmp_path/'teachers'; t.mkdir()
+    torch.save(logreg_model((1, 8, 8), 10, TeacherConfig()).state_dict(), checkpoint_path(t, 0, 0))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(['run', '--teachers', str(t), '--cache', str(tmp_path/'cache'), '--out', str(tmp_path/'out'), '--seeds', '0', '--quiet'])
+    assert rc == 2 and '14 of 15 missing (level1-teacher0.pt, level1-teacher1.pt, ' in err.getvalue(), err.getvalue()
+    assert list((tmp_path/'cache'/'features').glob('*')) == []
