@@ -347,8 +347,10 @@ def read_regular(path:str|Path, # a file csl wrote earlier (cache entry, resume 
 
 def _load_error(e:Exception)->str:
     "One line for a failed load: the global a weights-only refusal names, or the exception's first line."
-    m = re.search(r'Unsupported (?:global|operand)[^\n]*?(?= was not an allowed global| Please|\n|$)', str(e))
-    if m: return f"holds more than plain values ({m.group(0).strip()}), so it was not loaded and nothing in it ran"
+    refused = r'Unsupported (?:global|operand)[^\n]*?(?= was not an allowed global| Please|\n|$)|unsupported GLOBAL \S+'
+    if (m := re.search(refused, str(e))) or 'Weights only load failed' in str(e):  # never quote torch's advice to retry
+        what = m.group(0).strip() if m else 'what the weights-only loader refuses'
+        return f"holds more than plain values ({what}), so it was not loaded and nothing in it ran"
     return f"cannot be loaded here ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})"
 
 def load_cached(path:str|Path # a file written by `save_cached`

@@ -104,7 +104,8 @@ def hub_folder(cache_dir=None # csl cache folder (see `csl.data.get_cache_dir`)
     finally: torch.hub._hub_dir = old
 
 def _online_error(name:str, what:str, e:Exception)->InputError:
-    why = _load_error(e) if 'Unsupported' in str(e) else f"({type(e).__name__}: {e})"  # a refused pickle: nothing ran
+    refused = 'Weights only load failed' in str(e) or 'Unsupported' in str(e)  # a refused pickle: nothing ran
+    why = _load_error(e) if refused else f"({type(e).__name__}: {e})"
     return InputError(f"backbone {name!r}: could not load {what} {why}. It needs internet, or a torch hub cache "
                       f"that already holds it (now {torch.hub.get_dir()}). Offline, use 'effnet_lite0'.")
 

@@ -447,3 +447,20 @@ def test_incomplete_teachers_folder_fails_before_feature_extraction(tmp_path):
         rc = main(['run', '--teachers', str(t), '--cache', str(tmp_path/'cache'), '--out', str(tmp_path/'out'), '--seeds', '0', '--quiet'])
     assert rc == 2 and '14 of 15 missing (level1-teacher0.pt, level1-teacher1.pt, ' in err.getvalue(), err.getvalue()
     assert list((tmp_path/'cache'/'features').glob('*')) == []
+
+
+class System:
+    "The payload of the issue: unpickling it calls os.system."
+    def __reduce__(self): return (os.system, ('touch /nonexistent-csl-marker',))
+
+
+@pytest.mark.parametrize('how', ['torch.save', 'pickle'])
+def test_blocked_payload_says_nothing_ran_and_never_quotes_the_retry_advice(tmp_path, how):
+    "A refused os.system payload (cache entry, teacher checkpoint): the message says nothing ran, never 'weights_only=False'."
+    buf = io.BytesIO(); torch.save({'x': System()}, buf) if how == 'torch.save' else buf.write(pickle.dumps({'x': System()}))
+    p = buf.getvalue(); f = tmp_path/'entry.pt'; f.write_bytes(_MAGIC + hashlib.sha256(p).hexdigest().encode() + p)
+    with pytest.warns(UserWarning) as rec: cached(f, lambda: torch.ones(1), kind='x')
+    ck = tmp_path/'ck'; ck.mkdir(); checkpoint_path(ck, 0, 0).write_bytes(p)
+    with pytest.raises(InputError) as e: load_teacher(logreg_model((1, 8, 8), 10, TeacherConfig()), ck, 0, 0)
+    for m in (next(str(w.message) for w in rec if 'recomputing' in str(w.message)), str(e.value)):
+        assert 'nothing in it ran' in m and 'weights_only' not in m and 'arbitrary code' not in m, m
