@@ -86,7 +86,7 @@ def _data_kw(items:list)->dict:
         k, sep, v = it.partition('=')
         if not sep or not k.isidentifier(): raise InputError(f"--data {it!r}: expected KEY=VALUE, e.g. n_teach=0.05")
         try: out[k] = json.loads(v)
-        except ValueError: out[k] = v
+        except (ValueError, RecursionError): out[k] = v  # not JSON (or nested past Python's limit): the text itself
     return out
 
 # %% ../nbs/13_cli.ipynb #e49aa68e

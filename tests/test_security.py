@@ -464,3 +464,11 @@ def test_blocked_payload_says_nothing_ran_and_never_quotes_the_retry_advice(tmp_
     with pytest.raises(InputError) as e: load_teacher(logreg_model((1, 8, 8), 10, TeacherConfig()), ck, 0, 0)
     for m in (next(str(w.message) for w in rec if 'recomputing' in str(w.message)), str(e.value)):
         assert 'nothing in it ran' in m and 'weights_only' not in m and 'arbitrary code' not in m, m
+
+
+def test_deeply_nested_json_in_a_flag_is_one_line():
+    "--data n_teach=[[[...]]] nested 100,000 deep: read as text (not JSON past Python's limit), then refused by type."
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(['run', '--data', 'n_teach=' + '[' * 100_000 + ']' * 100_000])
+    assert rc == 2 and len(err.getvalue().splitlines()) == 1 and "expected an int or a float (digits-domains's n_teach)" in err.getvalue()
