@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 from fastcore.basics import patch
-from .core import InputError, CACHE_FORMAT, cache_key, check_shape, check_tensor, int_at_least, number_in, a_seed
+from .core import (InputError, CACHE_FORMAT, cache_key, check_shape, check_tensor, int_at_least, number_in, a_seed,
+                      _load_error)
 from .hierarchy import Hierarchy  # scopes live in their own notebook; `csl.data.Hierarchy` still works
 
 
@@ -395,8 +396,14 @@ class _ArrayUnpickler(pickle.Unpickler):
         if (module, name) in _ARRAY_GLOBALS: return _ARRAY_GLOBALS[(module, name)]
         raise pickle.UnpicklingError(f"it asks for {module}.{name}; expected numpy arrays, lists and strings only")
 
+def _regular_file(path:Path, what:str)->None:
+    "Raise `InputError` if `path` exists but is no regular file: a FIFO would block the reader, /dev/zero never end."
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        raise InputError(f"{what}: {path} is not a regular file; expected the dataset's file")
+
 def _load_array_pickle(path:Path, keys:tuple)->dict:
     "A CIFAR-style pickle (Python 2 or 3) holding a dict with `keys`, read without running anything it names."
+    _regular_file(path, 'cifar-100')
     try:
         with open(path, 'rb') as f: d = _ArrayUnpickler(f, encoding='latin1').load()
     except OSError: raise
@@ -467,9 +474,10 @@ def _imagenet_split(root:Path, split:str):
                          f"(or ILSVRC2012_img_{split}.tar). "
                          "ImageNet cannot be downloaded automatically: get it from "
                          "https://image-net.org/download-images and pass root=")
+    _regular_file(root/'meta.bin', 'imagenet')
     try: return ImageNet(str(root), split=split)
-    except (RuntimeError, OSError) as e:
-        raise InputError(f"imagenet: torchvision could not read {root} ({split}): {e}") from e
+    except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as e:  # meta.bin is read weights-only
+        raise InputError(f"imagenet: torchvision could not read {root} ({split}): it {_load_error(e)}") from None
 
 # %% ../nbs/09_data.ipynb #824d42b2
 def imagenet(root:str|Path|None=None, # ImageNet folder in torchvision's layout

@@ -472,3 +472,15 @@ def test_deeply_nested_json_in_a_flag_is_one_line():
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         rc = main(['run', '--data', 'n_teach=' + '[' * 100_000 + ']' * 100_000])
     assert rc == 2 and len(err.getvalue().splitlines()) == 1 and "expected an int or a float (digits-domains's n_teach)" in err.getvalue()
+
+
+def test_dataset_files_special_or_crafted_are_one_input_error(tmp_path):
+    "ImageNet's meta.bin with an os.system payload, or a FIFO; a CIFAR-100 pickle linked to /dev/zero: one InputError each, at once."
+    from csl.data import fake_imagenet
+    root = fake_imagenet(tmp_path/'in'); meta = Path(root)/'meta.bin'
+    torch.save({'x': System()}, meta)
+    with pytest.raises(InputError, match='nothing in it ran'): load_dataset('imagenet', root=root)
+    meta.unlink(); os.mkfifo(meta)
+    with pytest.raises(InputError, match='meta.bin is not a regular file'): load_dataset('imagenet', root=root)
+    c = fake_cifar100(tmp_path/'c', n_train=2, n_test=1); f = c/'cifar-100-python'/'train'; f.unlink(); f.symlink_to('/dev/zero')
+    with pytest.raises(InputError, match='train is not a regular file'): load_dataset('cifar-100', root=c)
