@@ -261,6 +261,11 @@ _BENCH_RULES = {  # flag -> rule on its value; a new flag adds a row here and a 
     '--epochs': int_at_least(1, 10**4), '--lr': number_in(0), '--batch-size': int_at_least(1, 2**24),
     '--threads': int_at_least(0, 4096), '--json': writable_file}
 
+def _result_file(p:Path)->bool:
+    "Whether `p` is a result file of a `csl run` folder: its results.json or a seeds/seed-N.json."
+    return (p.name == 'results.json' and (p.parent/'seeds').is_dir()) or (p.parent.name == 'seeds' and
+                                                                         p.name.startswith('seed-'))
+
 def _memory()->int:
     "Bytes of memory on this machine (a size that needs more cannot run)."
     return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
@@ -274,6 +279,9 @@ def _check_bench(a:argparse.Namespace)->torch.device:
         raise InputError(f"--n {max(a.n)} --d {a.d} --c {max(a.c)}: the synthetic data alone need "
                          f"{need / 2**30:.0f} GiB; "
                          f"expected sizes that fit in this machine's {_memory() / 2**30:.0f} GiB")
+    if a.json and _result_file(Path(a.json).expanduser().resolve()):
+        raise InputError(f"--json {a.json}: it would overwrite a result file of a csl run; expected a file outside "
+                         "the run's results")
     if a.k > min(a.c):
         raise InputError(f"--k {a.k}: expected at most the smallest --c ({min(a.c)}): each deepest teacher owns at "
                          "least one class")

@@ -297,6 +297,7 @@ FLAG_BAD = [  # (subcommand, flag, arguments, words the one stderr line must con
     ('bench', '--quick', ['--quick=1'], "ignored explicit argument '1'"),
     ('bench', '--json', ['--json', '{dir}'], 'expected a file name, not a folder'),
     ('bench', '--json', ['--json', '{file}/b.json'], '{file} is a file'),
+    ('bench', '--json', ['--json', '{dir}/seeds/seed-0.json'], 'would overwrite a result file of a csl run'),
     ('bench', '--device', ['--device', 'tpu'], "invalid choice: 'tpu'"),
     ('bench', '--n', ['--n', '-5'], 'expected an int in [100, 100000000]'),
     ('bench', '--n', ['--n', '1000000000'], '--n 1000000000: expected an int in [100, 100000000]'),
