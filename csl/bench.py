@@ -248,6 +248,7 @@ def add_bench_parser(subparsers)->argparse.ArgumentParser:
                                                            'loop (synthetic data)'))
 
 # %% ../nbs/14_bench.ipynb #d8751350
+import os
 from pathlib import Path
 from .core import check_options, int_at_least, number_in, writable_file, make_folders
 
@@ -256,14 +257,31 @@ def _power_of_two(v)->str|None:
     return None if ok else 'a power of 2 (1, 2, 4, 8, ...)'
 
 _BENCH_RULES = {  # flag -> rule on its value; a new flag adds a row here and a bad value to tests/test_security.py
-    '--n': int_at_least(100), '--c': int_at_least(3), '--k': _power_of_two, '--d': int_at_least(1),
-    '--epochs': int_at_least(1),
-    '--lr': number_in(0), '--batch-size': int_at_least(1), '--threads': int_at_least(0), '--json': writable_file}
+    '--n': int_at_least(100, 10**8), '--c': int_at_least(3, 10**5), '--k': _power_of_two, '--d': int_at_least(1, 2**16),
+    '--epochs': int_at_least(1, 10**4), '--lr': number_in(0), '--batch-size': int_at_least(1, 2**24),
+    '--threads': int_at_least(0, 4096), '--json': writable_file}
+
+def _result_file(p:Path)->bool:
+    "Whether `p` is a result file of a `csl run` folder: its results.json or a seeds/seed-N.json."
+    return (p.name == 'results.json' and (p.parent/'seeds').is_dir()) or (p.parent.name == 'seeds' and
+                                                                         p.name.startswith('seed-'))
+
+def _memory()->int:
+    "Bytes of memory on this machine (a size that needs more cannot run)."
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
 
 def _check_bench(a:argparse.Namespace)->torch.device:
     ("Check every flag of `csl bench` before any case runs (a bad value: one `InputError` naming the flag); make the "
      "--json folder.")
     check_options({f: getattr(a, f[2:].replace('-', '_')) for f in _BENCH_RULES}, _BENCH_RULES)
+    need = max(a.n) * (a.d + 3 * max(a.c)) * 4  # float32 features, teacher probabilities and labels
+    if need > _memory():
+        raise InputError(f"--n {max(a.n)} --d {a.d} --c {max(a.c)}: the synthetic data alone need "
+                         f"{need / 2**30:.0f} GiB; "
+                         f"expected sizes that fit in this machine's {_memory() / 2**30:.0f} GiB")
+    if a.json and _result_file(Path(a.json).expanduser().resolve()):
+        raise InputError(f"--json {a.json}: it would overwrite a result file of a csl run; expected a file outside "
+                         "the run's results")
     if a.k > min(a.c):
         raise InputError(f"--k {a.k}: expected at most the smallest --c ({min(a.c)}): each deepest teacher owns at "
                          "least one class")

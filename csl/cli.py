@@ -23,6 +23,20 @@ class _Parser(argparse.ArgumentParser):
     "argparse, but a usage error is one line on stderr (exit 2), not the usage block plus the error."
     def error(self, message): self.exit(2, f"{self.prog}: error: {message}\n")
 
+def _path(s:str)->Path:
+    "A path flag's value; '' is refused (as a `Path` it would quietly mean the current folder)."
+    if not s.strip(): raise argparse.ArgumentTypeError(f"{s!r}: expected a non-empty path")
+    return Path(s)
+
+def _repeated(argv:list)->None:
+    "Raise `InputError` at a flag given twice: argparse would keep only its last value."
+    seen = set()
+    for x in argv:
+        if x == '--': return
+        if x.startswith('--') and (f := x.split('=', 1)[0]) in seen:
+            raise InputError(f"{f} given twice; expected each flag once (all its values after one {f})")
+        seen.add(x.split('=', 1)[0])
+
 def _parser()->argparse.ArgumentParser:
     p = _Parser(prog='csl', description='Co-Supervised Learning: weak-to-strong generalization with specialized '
                                         'teachers.')
@@ -31,21 +45,21 @@ def _parser()->argparse.ArgumentParser:
     r.add_argument('--preset', default=DEFAULT_PRESET, help=f"one of: {', '.join(PRESETS)} (default: {DEFAULT_PRESET})")
     r.add_argument('--seeds', type=int, nargs='+', default=list(HELDOUT_SEEDS), help='seeds (default: the held-out '
                    f"seeds {' '.join(map(str, HELDOUT_SEEDS))}, never used to design anything)")
-    r.add_argument('--out', type=Path, default=None, help='output folder (default: results/<preset>)')
+    r.add_argument('--out', type=_path, default=None, help='output folder (default: results/<preset>)')
     r.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'], help='where to compute (default: auto)')
-    r.add_argument('--cache', type=Path, default=None, help='cache folder for data, features and teachers (default: '
+    r.add_argument('--cache', type=_path, default=None, help='cache folder for data, features and teachers (default: '
                                                             '$CSL_CACHE or ~/.cache/csl)')
-    r.add_argument('--html', type=Path, default=None, help='also write one self-contained HTML page (figures of the '
+    r.add_argument('--html', type=_path, default=None, help='also write one self-contained HTML page (figures of the '
                                                            'first seed, table of all); its folder is created')
     r.add_argument('--quiet', action='store_true', help='print only the table')
     g = r.add_argument_group('data and weights (paper-scale presets)')
-    g.add_argument('--root', type=Path, default=None, help='data folder (ImageNet, DomainNet, CIFAR-100); see `csl '
+    g.add_argument('--root', type=_path, default=None, help='data folder (ImageNet, DomainNet, CIFAR-100); see `csl '
                                                            'presets`')
     g.add_argument('--download', action='store_true', help='let torchvision download the dataset (CIFAR-100, '
                                                            'Fashion-MNIST; needs internet)')
     g.add_argument('--labels', choices=['hard', 'soft'], default=None, help="the student's teacher labels (default: "
                                                                             "the preset's)")
-    g.add_argument('--teachers', type=Path, default=None, help='folder of teacher checkpoints level{l}-teacher{k}.pt '
+    g.add_argument('--teachers', type=_path, default=None, help='folder of teacher checkpoints level{l}-teacher{k}.pt '
                                                                'used instead of training')
     g.add_argument('--backbone', default=None, help="another strong backbone (default: the preset's)")
     g.add_argument('--random-weights', action='store_true', help='random weights for every pretrained network: runs '
@@ -72,23 +86,31 @@ def _data_kw(items:list)->dict:
         k, sep, v = it.partition('=')
         if not sep or not k.isidentifier(): raise InputError(f"--data {it!r}: expected KEY=VALUE, e.g. n_teach=0.05")
         try: out[k] = json.loads(v)
-        except ValueError: out[k] = v
+        except (ValueError, RecursionError): out[k] = v  # not JSON (or nested past Python's limit): the text itself
     return out
 
 # %% ../nbs/13_cli.ipynb #e49aa68e
 import inspect
-from .core import check_options, int_at_least, writable_folder, writable_file, make_folders
+from .core import check_options, int_at_least, a_seed, writable_folder, writable_file, make_folders
 from .data import DATASETS, check_loader_options, resolve_cache_dir
 from .features import BACKBONES
 
 # flag -> rule on its value (None when not given); a new flag adds a row here and a bad value to tests/test_security.py
 _RUN_RULES = {
-    '--out': writable_folder, '--html': writable_file, '--batch-size': int_at_least(1),
-    '--teacher-steps': int_at_least(1),
+    '--out': writable_folder, '--html': writable_file, '--batch-size': int_at_least(1, 2**20),
+    '--teacher-steps': int_at_least(1, 10**7), '--seeds': a_seed,
     '--backbone': lambda v: None if v in BACKBONES else f"one of {', '.join(BACKBONES)}",
 }
 # loader options with their own flag
 _OWN_FLAG = {'root': '--root', 'seed': '--seeds', 'cache_dir': '--cache', 'download': '--download'}
+
+def _not_a_result(html:Path|None, out:Path, seeds:list)->None:
+    "Raise `InputError` if the --html page would overwrite, or sit inside, a result file (results.json, a seed file)."
+    if html is None: return
+    results = [out/'results.json', *(seed_file(out, s) for s in seeds)]
+    h = html.expanduser().resolve()
+    if (r := next((r for r in results if h == r.resolve() or r.resolve() in h.parents), None)):
+        raise InputError(f"--html {html}: it would overwrite the result file {r}; expected a page outside the results")
 
 def _as_flag(flag:str, value, check:Callable):
     ("`check()`; an `InputError` it raises that does not name `flag` is raised again starting with the flag and its "
@@ -116,7 +138,8 @@ def _check_run(a)->tuple: # (configured preset, device, output folder)
     preset = _as_flag('--preset', a.preset, lambda: get_preset(a.preset))
     out = Path(a.out) if a.out else Path('results')/preset.name
     check_options({f: getattr(a, f[2:].replace('-', '_')) for f in _RUN_RULES} | {'--out': out}, _RUN_RULES)
-    if any(isinstance(x, bool) or x < 0 for x in a.seeds) or len(set(a.seeds)) < len(a.seeds):
+    _not_a_result(a.html, out, a.seeds)
+    if len(set(a.seeds)) < len(a.seeds):
         raise InputError(f"--seeds {' '.join(map(str, a.seeds))}: seeds=[{', '.join(map(str, a.seeds))}]; expected "
                          "distinct ints >= 0")
     kw = _check_data(a, preset)
@@ -132,7 +155,9 @@ def _check_run(a)->tuple: # (configured preset, device, output folder)
     cache_flag = {'argument': '--cache', 'CSL_CACHE': 'CSL_CACHE'}.get(source, 'cache folder (default)')
     check_options({cache_flag: cache}, {cache_flag: writable_folder})
     # every value passed: now create
-    make_folders([('--out', out), (cache_flag, cache), ('--html', a.html.parent if a.html else None)])
+    # every kind's folder is written to later: one that cannot be (read-only teachers/) fails now, not after training
+    kinds = [(cache_flag, cache/k) for k in ('data', 'features', 'teachers')]
+    make_folders([('--out', out), *kinds, ('--html', a.html.parent if a.html else None)])
     return preset, dev, out
 
 # %% ../nbs/13_cli.ipynb #cf88c46a
@@ -173,11 +198,11 @@ def add_extract_parser(sub)->None:
     e.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds csl run will run (default: 0 1 2)')
     e.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'],
                    help="where to compute; under torchrun, 'cuda' is each process's GPU (default: auto)")
-    e.add_argument('--cache', type=Path, default=None, help='cache folder (default: $CSL_CACHE or ~/.cache/csl); '
+    e.add_argument('--cache', type=_path, default=None, help='cache folder (default: $CSL_CACHE or ~/.cache/csl); '
                                                           'on several nodes, one folder every node sees')
     e.add_argument('--quiet', action='store_true', help='print only the table')
     g = e.add_argument_group('data and weights (as for csl run)')
-    g.add_argument('--root', type=Path, default=None, help='data folder (ImageNet, DomainNet, CIFAR-100)')
+    g.add_argument('--root', type=_path, default=None, help='data folder (ImageNet, DomainNet, CIFAR-100)')
     g.add_argument('--download', action='store_true', help='let torchvision download the dataset (needs internet)')
     g.add_argument('--backbone', default=None, help="another strong backbone (default: the preset's)")
     g.add_argument('--random-weights', action='store_true', help='random weights for every pretrained net (offline)')
@@ -185,7 +210,8 @@ def add_extract_parser(sub)->None:
     g.add_argument('--data', nargs='+', default=[], metavar='KEY=VALUE', help='dataset loader options, as for csl run')
 
 # %% ../nbs/13_cli.ipynb #c124cc14
-_EXTRACT_RULES = {f: _RUN_RULES[f] for f in ('--batch-size', '--backbone')}  # the rows it shares with `csl run`
+# the rows it shares with `csl run`
+_EXTRACT_RULES = {f: _RUN_RULES[f] for f in ('--batch-size', '--backbone', '--seeds')}
 
 def _check_extract(a):
     "Check every flag of `csl extract` before any work (a bad value: one `InputError` naming it), then make the cache."
@@ -200,7 +226,7 @@ def _check_extract(a):
     cache, source = resolve_cache_dir(a.cache)
     flag = {'argument': '--cache', 'CSL_CACHE': 'CSL_CACHE'}.get(source, 'cache folder (default)')
     check_options({flag: cache}, {flag: writable_folder})
-    make_folders([(flag, cache)])
+    make_folders([(flag, cache/k) for k in ('data', 'features', 'teachers')])
     return preset
 
 # %% ../nbs/13_cli.ipynb #bb579b62
@@ -249,9 +275,10 @@ def _presets(a)->int:
 # %% ../nbs/13_cli.ipynb #c26ef703
 def main(argv:list|None=None)->int:
     "Entry point of the `csl` console script."
+    argv = sys.argv[1:] if argv is None else list(argv)
     a = _parser().parse_args(argv)
     try:
-        _one_process(a.cmd)
+        _repeated(argv); _one_process(a.cmd)
         return {'run': _run, 'presets': _presets, 'bench': bench_main, 'extract': _extract}[a.cmd](a)
     except (InputError, CacheError, OSError) as e:
         print(f"csl {a.cmd}: error: {e}", file=sys.stderr); return 2

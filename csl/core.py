@@ -4,20 +4,25 @@
 
 # %% ../nbs/11_core.ipynb #98230bd5
 from __future__ import annotations
-import contextlib, hashlib, io, json, math, os, random, re, tempfile, warnings
+import contextlib, hashlib, io, json, math, os, random, re, stat, tempfile, warnings
 from pathlib import Path
 from typing import Callable
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PAPER_PGR', 'CACHE_FORMAT', 'InputError', 'check_shape', 'check_probs', 'check_ids', 'check_features',
-           'check_options', 'int_at_least', 'number_in', 'existing_folder', 'writable_folder', 'writable_file',
-           'make_folders', 'set_seed', 'get_device', 'accuracy', 'pgr', 'cache_key', 'CacheError', 'save_cached',
-           'load_cached', 'cached', 'set_deterministic', 'provenance']
+__all__ = ['SEED_MAX', 'a_seed', 'PAPER_PGR', 'CACHE_FORMAT', 'MAX_FILE_BYTES', 'CSLError', 'InputError', 'check_shape',
+           'check_probs', 'check_ids', 'check_features', 'check_tensor', 'check_options', 'check_fields', 'check_args',
+           'int_at_least', 'number_in', 'one_of', 'a_bool', 'a_name', 'a_path', 'or_none', 'existing_folder',
+           'writable_folder', 'writable_file', 'make_folders', 'set_seed', 'get_device', 'accuracy', 'pgr', 'cache_key',
+           'CacheError', 'save_cached', 'read_regular', 'load_cached', 'load_entry', 'save_entry', 'cached',
+           'set_deterministic', 'provenance']
 
 # %% ../nbs/11_core.ipynb #8bc119ec
-class InputError(ValueError):
+class CSLError(Exception):
+    "Every error csl raises on purpose: bad input (`InputError`) or a cache file that is not what it should be."
+
+class InputError(CSLError, ValueError):
     "Bad input at a public entry point: the message names the argument, the value and what was expected."
 
 # %% ../nbs/11_core.ipynb #59066b3b
@@ -85,6 +90,23 @@ def check_features(x:torch.Tensor, # (N, D) features
                          f"{int((~torch.isfinite(x)).any(1).sum())} rows; expected finite features")
     return x
 
+def check_tensor(t:torch.Tensor, # tensor to check
+                 shape:tuple, # expected shape; `None` matches any size
+                 dtype:torch.dtype, # expected dtype
+                 name:str, # argument name, for the message
+                 lo:float|None=None, hi:float|None=None, # values must lie in [lo, hi]; None: unbounded
+                )->torch.Tensor:
+    "Raise `InputError` unless `t` is a tensor of `shape` and `dtype`, finite, with values in [lo, hi]."
+    check_shape(t, shape, name)
+    if t.dtype != dtype: raise InputError(f"{name}: dtype {t.dtype}; expected {dtype}")
+    if not t.numel(): return t
+    if t.is_floating_point() and not torch.isfinite(t).all():
+        raise InputError(f"{name}: {int((~torch.isfinite(t)).sum())} non-finite values (NaN or inf); expected finite")
+    if (lo is not None and t.min() < lo) or (hi is not None and t.max() > hi):
+        raise InputError(f"{name}: values in [{t.min().item():.4g}, {t.max().item():.4g}]; expected values in "
+                         f"[{lo}, {hi}]")
+    return t
+
 # %% ../nbs/11_core.ipynb #8ec5210f
 def check_options(values:dict, # option as the user writes it ('--batch-size') -> value (list: each; None: not given)
                   rules:dict, # option name -> rule: a function of one value returning None (fine) or what is expected
@@ -95,9 +117,26 @@ def check_options(values:dict, # option as the user writes it ('--batch-size') -
         for x in (v if isinstance(v, (list, tuple)) else [v]):
             if x is not None and (want := rule(x)): raise InputError(f"{name} {x}: expected {want}")
 
-def int_at_least(lo:int)->Callable:
-    "A rule: an int (not a bool) >= `lo`."
-    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= lo else f"an int >= {lo}"
+def check_fields(obj, # a config dataclass, from its `__post_init__`
+                 rules:dict, # field name -> rule
+                )->None:
+    "Raise `InputError` naming `Class.field`, its value and what was expected, at the first field a rule refuses."
+    for name, rule in rules.items():
+        if (want := rule(v := getattr(obj, name))):
+            raise InputError(f"{type(obj).__name__}.{name}={v!r}; expected {want}")
+
+def check_args(where:str, # the function, for the message
+               **checks, # argument name -> (value, rule)
+              )->None:
+    "Raise `InputError` naming `where`, the argument, its value and what was expected, at the first value refused."
+    for name, (v, rule) in checks.items():
+        if (want := rule(v)): raise InputError(f"{where}: {name}={v!r}; expected {want}")
+
+def int_at_least(lo:int, hi:int|None=None)->Callable:
+    "A rule: an int (not a bool) >= `lo` and, when `hi` is given, <= `hi` (a size that cannot be meant is refused)."
+    want = f"an int >= {lo}" if hi is None else f"an int in [{lo}, {hi}]"
+    ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
+    return lambda v: None if ok(v) else want
 
 def number_in(lo:float, hi:float=math.inf, lo_open:bool=True)->Callable:
     "A rule: a finite number above `lo` (or equal to it when `lo_open` is False) and at most `hi`."
@@ -105,6 +144,29 @@ def number_in(lo:float, hi:float=math.inf, lo_open:bool=True)->Callable:
     number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     ok = lambda v: number(v) and (v > lo if lo_open else v >= lo) and v <= hi
     return lambda v: None if ok(v) else want
+
+def one_of(*options)->Callable:
+    "A rule: one of `options` (of the same type: True is not 1)."
+    return lambda v: None if any(type(v) is type(o) and v == o for o in options) else f"one of {list(options)}"
+
+def a_bool(v)->str|None:
+    "A rule: True or False (not 'no', not 0)."
+    return None if isinstance(v, bool) else 'True or False'
+
+def a_name(v)->str|None:
+    "A rule: a non-empty string."
+    return None if isinstance(v, str) and v.strip() else 'a non-empty string'
+
+def a_path(v)->str|None:
+    "A rule: a non-empty path (a string or `Path`; '' would quietly mean the current folder)."
+    return None if isinstance(v, (str, os.PathLike)) and str(v).strip() else 'a non-empty path'
+
+def or_none(rule:Callable)->Callable:
+    "A rule: None, or what `rule` accepts."
+    return lambda v: None if v is None or not (want := rule(v)) else f"None or {want}"
+
+SEED_MAX = 2**63 - 1  # torch.manual_seed takes seeds up to 2**64 - 1; csl keeps them in a signed int64
+a_seed = int_at_least(0, SEED_MAX)
 
 # %% ../nbs/11_core.ipynb #2de9c760
 def _nearest_existing(p:Path)->Path: return next(q for q in (p, *p.parents) if q.exists() or q.is_symlink())
@@ -150,8 +212,7 @@ def make_folders(folders:list, # (option name, folder or None) pairs, e.g. [('--
 def set_seed(seed:int # the run's seed
             )->torch.Generator: # a CPU generator seeded the same way, for explicit sampling
     "Seed Python, NumPy and torch, and return a seeded CPU `torch.Generator`."
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise InputError(f"set_seed: seed={seed!r}; expected an int")
+    if (want := a_seed(seed)): raise InputError(f"set_seed: seed={seed!r}; expected {want}")
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
@@ -225,12 +286,12 @@ def cache_key(**parts)->str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=_digest_part).encode()).hexdigest()[:20]
 
 # %% ../nbs/11_core.ipynb #467324b9
-class CacheError(RuntimeError):
-    "A cache file exists but is corrupt, truncated or not what its name says."
+class CacheError(CSLError, RuntimeError):
+    "A cache file exists but is corrupt, truncated, not a regular file or not what its name says."
 
 # %% ../nbs/11_core.ipynb #ff8baff3
 _MAGIC = b'CSLCACHE1'
-CACHE_FORMAT = 2  # part of every cache key; 2: plain values only, read with weights_only=True
+CACHE_FORMAT = 3  # part of every cache key; 2: plain values only (weights_only=True); 3: entries carry kind and key
 _PLAIN = (bool, int, float, str, type(None))
 
 def _not_plain(obj, at:str='obj')->str|None:
@@ -265,16 +326,37 @@ def save_cached(path:str|Path, # where to write
     return path
 
 # %% ../nbs/11_core.ipynb #cec9f0ee
+MAX_FILE_BYTES = 2**36  # 64 GiB: a larger cache or resume file is refused unread
+
+def read_regular(path:str|Path, # a file csl wrote earlier (cache entry, resume state)
+                 max_bytes:int|None=None, # refuse larger files; None: `MAX_FILE_BYTES`
+                 what:str='cache file', # what the file is, for the message
+                )->bytes:
+    "The bytes of `path` if it is a regular file of at most `max_bytes`; else `CacheError` (never blocks nor grows)."
+    cap = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    try: fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))  # a FIFO opens at once, unread
+    except OSError as e: raise CacheError(f"{what} {path} cannot be opened ({e.strerror})") from None
+    with os.fdopen(fd, 'rb') as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO, a device such as /dev/zero (also through a link), a folder
+            raise CacheError(f"{what} {path} is not a regular file (mode {stat.filemode(st.st_mode)})")
+        raw = f.read(st.st_size + 1) if st.st_size <= cap else b''  # +1: a file that grew is caught
+    if st.st_size > cap or len(raw) > cap:
+        raise CacheError(f"{what} {path} is larger than {cap} bytes, the most csl reads")
+    return raw
+
 def _load_error(e:Exception)->str:
     "One line for a failed load: the global a weights-only refusal names, or the exception's first line."
-    m = re.search(r'Unsupported (?:global|operand)[^\n]*?(?= was not an allowed global| Please|\n|$)', str(e))
-    if m: return f"holds more than plain values ({m.group(0).strip()}), so it was not loaded and nothing in it ran"
+    refused = r'Unsupported (?:global|operand)[^\n]*?(?= was not an allowed global| Please|\n|$)|unsupported GLOBAL \S+'
+    if (m := re.search(refused, str(e))) or 'Weights only load failed' in str(e):  # never quote torch's advice to retry
+        what = m.group(0).strip() if m else 'what the weights-only loader refuses'
+        return f"holds more than plain values ({what}), so it was not loaded and nothing in it ran"
     return f"cannot be loaded here ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})"
 
 def load_cached(path:str|Path # a file written by `save_cached`
                ):
     "Read a cache file, checking its checksum and loading plain values only; raise `CacheError` otherwise."
-    raw = Path(path).read_bytes(); n = len(_MAGIC)
+    raw = read_regular(path); n = len(_MAGIC)
     if raw[:n] != _MAGIC or len(raw) < n + 64: raise CacheError(f"cache file {path} is not a csl cache file or is "
                                                                 f"truncated ({len(raw)} bytes)")
     digest, payload = raw[n:n+64].decode(errors='replace'), raw[n+64:]
@@ -284,16 +366,41 @@ def load_cached(path:str|Path # a file written by `save_cached`
     except Exception as e: raise CacheError(f"cache file {path} passed its checksum but {_load_error(e)}") from None
 
 # %% ../nbs/11_core.ipynb #fee9923a
+def load_entry(path:str|Path, # a file written by `cached` with a `kind`
+               kind:str, # what the entry must be ('features', 'teachers', ...)
+               check=None, # optional function raising on a value that is not what the reader expects
+              ):
+    "The value of a cache entry of `kind` made for this file name and passing `check`; else `CacheError` saying why."
+    path = Path(path); e = load_cached(path)
+    if type(e) is not dict or set(e) != {'kind', 'key', 'value'}:
+        raise CacheError(f"cache file {path} is no csl cache entry (a {type(e).__name__}); expected one of kind "
+                         f"{kind!r}")
+    if e['kind'] != kind: raise CacheError(f"cache file {path} holds a {e['kind']!r} entry; expected {kind!r}")
+    if e['key'] != path.name: raise CacheError(f"cache file {path} was made for {e['key']!r}; expected {path.name!r}")
+    if check is not None:
+        try: check(e['value'])
+        except Exception as err: raise CacheError(f"cache file {path} holds an unexpected value ({err})") from None
+    return e['value']
+
+def save_entry(path:str|Path, # where to write
+               kind:str, # what the value is ('features', 'teachers', ...)
+               value, # plain values only (see `save_cached`)
+              )->Path:
+    "Write `value` as a cache entry of `kind` made for this file name: what `load_entry` reads back."
+    return save_cached(path, dict(kind=kind, key=Path(path).name, value=value))
+
 def cached(path:str|Path, # cache file
            make, # zero-argument function that computes the value
            log=None, # optional function taking one message string
            check=None, # optional function raising on a loaded value that is not what `make` makes (wrong shape...)
+           kind:str|None=None, # store the value as an entry of this kind made for this file name (`load_entry`)
           ):
     ("Load `path` if it holds a valid entry, else compute with `make()` and save; a corrupt entry is reported and "
      "recomputed.")
     path = Path(path)
-    if path.exists():
+    if path.exists() or path.is_symlink():
         try:
+            if kind is not None: return load_entry(path, kind, check)
             obj = load_cached(path)
             if check is not None:
                 try: check(obj)
@@ -302,7 +409,7 @@ def cached(path:str|Path, # cache file
         except CacheError as e:
             warnings.warn(f"{e}; recomputing")
             if log: log(f"{e}; recomputing")
-    obj = make(); save_cached(path, obj)
+    obj = make(); save_cached(path, obj) if kind is None else save_entry(path, kind, obj)
     return obj
 
 # %% ../nbs/11_core.ipynb #7ea1cf2e

@@ -87,23 +87,13 @@ class CSLConfig:
     # keep the level above's student when a level's agrees less with its own held-out weak labels (gold-free; off)
     keep_better:bool=False
     def __post_init__(self):
-        if self.assign not in ASSIGNERS:
-            raise InputError(f"CSLConfig.assign={self.assign!r}; expected one of {sorted(ASSIGNERS)}")
-        if self.filter not in FILTERS:
-            raise InputError(f"CSLConfig.filter={self.filter!r}; expected one of {sorted(FILTERS)}")
-        isint = lambda v: isinstance(v, int) and not isinstance(v, bool)
-        for k, lo in (('rounds', 1), ('local_global', 0), ('neighbours', 0)):
-            if not (isint(getattr(self, k)) and getattr(self, k) >= lo):
-                raise InputError(f"CSLConfig.{k}={getattr(self, k)!r}; expected an int >= {lo}")
+        probe = lambda v: None if isinstance(v, ProbeConfig) else 'a ProbeConfig'
+        check_fields(self, dict(assign=one_of(*sorted(ASSIGNERS)), filter=one_of(*sorted(FILTERS)),
+                                local_global=int_at_least(0, 2**20), rounds=int_at_least(1, 1000), reinit=a_bool,
+                                scale_epochs=a_bool, neighbours=int_at_least(0, 2**20), probe=probe,
+                                epoch_rule=one_of(*sorted(EPOCH_RULES)), keep_better=a_bool))
         if 'neighbour_probs' in NEEDS.get(self.assign, set()) and self.neighbours < 1:
             raise InputError(f"CSLConfig: assign={self.assign!r} with neighbours=0; expected neighbours >= 1 (e.g. 10)")
-        for k in ('reinit', 'scale_epochs', 'keep_better'):
-            if not isinstance(getattr(self, k), bool):
-                raise InputError(f"CSLConfig.{k}={getattr(self, k)!r}; expected True or False")
-        if not isinstance(self.probe, ProbeConfig):
-            raise InputError(f"CSLConfig.probe: got {type(self.probe).__name__}; expected a ProbeConfig")
-        if self.epoch_rule not in EPOCH_RULES:
-            raise InputError(f"CSLConfig.epoch_rule={self.epoch_rule!r}; expected one of {sorted(EPOCH_RULES)}")
 
 # %% ../nbs/07_cosupervise.ipynb #2f4a8bc9
 def co_supervise(p:Problem, # features, teachers, hierarchy, splits (and the truth, for measurement)
@@ -114,6 +104,7 @@ def co_supervise(p:Problem, # features, teachers, hierarchy, splits (and the tru
                  baselines:bool=True, # also run the official rule, oracle, ensemble, confidence routing and the ceiling
                 )->History:
     "Co-supervised learning over every level of the hierarchy, with baselines; returns the `History`."
+    check_args('co_supervise', seed=(seed, a_seed), baselines=(baselines, a_bool))
     t0, run = time.perf_counter(), start_run(p, cfg, seed, device, cbs, baselines)
     run.notify('before_run')
     if baselines: _references(run)  # the ceiling (PGR's scale) and the reference students

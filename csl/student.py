@@ -9,7 +9,8 @@ from dataclasses import dataclass, asdict, replace
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import InputError, check_shape, check_probs, get_device, accuracy
+from .core import (InputError, check_shape, check_probs, get_device, accuracy, check_fields, int_at_least, number_in,
+                      one_of, a_bool)
 
 # %% auto #0
 __all__ = ['SELECT_RULES', 'EPOCH_RULES', 'ProbeConfig', 'Probe', 'soft_ce', 'hard_ce', 'aux_weight', 'aux_conf_loss',
@@ -38,17 +39,18 @@ class ProbeConfig:
     select:str='last'
 
     def __post_init__(self):
-        bad = [f"{k}={getattr(self,k)!r} (expected {e})" for k,ok,e in [
-            ('hidden', self.hidden >= 0, '>= 0'), ('epochs', self.epochs >= 1, '>= 1'), ('lr', self.lr > 0, '> 0'),
-            ('wd', self.wd >= 0, '>= 0'), ('batch_size', self.batch_size >= 1, '>= 1'),
-            ('aux_conf', 0 <= self.aux_conf <= 1, 'in [0, 1]'), ('aux_warmup', 0 <= self.aux_warmup <= 1, 'in [0, 1]'),
-            ('eval_batch_size', self.eval_batch_size >= 1, '>= 1'),
-            ('precision', self.precision in _DTYPES, f"one of {sorted(_DTYPES)}"),
-            ('precision', self.precision == 'fp32' or (self.fast and self.hidden == 0),
-                "'fp32' unless fast=True and hidden=0: bf16 is only on the fast linear path"),
-            ('select', self.select in SELECT_RULES, "one of 'weak', 'last', 'gold'"
-                + ("; the old 'val' (gold labels) is now 'gold'" if self.select == 'val' else ''))] if not ok]
-        if bad: raise InputError("ProbeConfig: " + "; ".join(bad))
+        check_fields(self, dict(hidden=int_at_least(0, 2**16), epochs=int_at_least(1, 10**5), lr=number_in(0),
+                                wd=number_in(0, lo_open=False), batch_size=int_at_least(1, 2**31),
+                                soft=a_bool, aux_conf=number_in(0, 1, lo_open=False),
+                                aux_warmup=number_in(0, 1, lo_open=False), standardize=a_bool,
+                                eval_batch_size=int_at_least(1, 2**31), fast=a_bool,
+                                precision=one_of(*sorted(_DTYPES))))
+        if self.precision != 'fp32' and not (self.fast and self.hidden == 0):
+            raise InputError(f"ProbeConfig.precision={self.precision!r}; expected 'fp32' unless fast=True and "
+                             "hidden=0: bf16 is only on the fast linear path")
+        if (want := one_of(*SELECT_RULES)(self.select)):
+            old = "; the old 'val' (gold labels) is now 'gold'" if self.select == 'val' else ''
+            raise InputError(f"ProbeConfig.select={self.select!r}; expected {want}{old}")
 
 _DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
 # how the student's epoch is chosen; only 'gold' reads a gold label (opt-in, and every report counts them)

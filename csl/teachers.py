@@ -13,17 +13,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 import csl
-from .core import InputError, CACHE_FORMAT, check_probs, get_device, cache_key, cached, provenance, _load_error
+from .core import (InputError, CACHE_FORMAT, check_probs, check_tensor, get_device, cache_key, cached, provenance,
+                      _load_error, check_fields, check_args, int_at_least, number_in, one_of, a_bool, a_name, a_path,
+                      or_none, a_seed)
 from .data import CSLData, get_cache_dir
 from .hierarchy import Hierarchy
-from .features import Backbone, ImagePrep, extract_features, feature_cache_path, cached_features
+from .features import Backbone, ImagePrep, extract_features, feature_cache_path, cached_features, hub_folder
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'TEACHER_KINDS', 'TEACHER_PRESETS', 'TEACHERS_VERSION', 'TeacherConfig',
            'image_batches', 'pooled_pixels', 'pooled_images', 'Standardize', 'logreg_model', 'cnn_model',
            'load_alexnet', 'alexnet_features', 'alexnet_head_model', 'TeacherKind', 'fit_teacher', 'teacher_probs',
            'stratified_draw', 'sample_units', 'teacher_budgets', 'TeacherBank', 'checkpoint_path', 'load_teacher',
-           'train_teachers']
+           'check_checkpoints', 'train_teachers']
 
 # %% ../nbs/03_teachers.ipynb #eb66d488
 @dataclass(frozen=True)
@@ -46,15 +48,12 @@ class TeacherConfig:
     cosine_steps:int|None=None # steps of the cosine from `lr` to 0; None: the steps run. Longer: the lr stays near `lr`
 
     def __post_init__(self):
-        none_or_pos = lambda v: v is None or v >= 1
-        bad = [f"{k}={getattr(self,k)!r} (expected {e})" for k,ok,e in [
-            ('budget', self.budget in ('equal', 'scope'), "'equal' or 'scope'"),
-            ('n_per_teacher', none_or_pos(self.n_per_teacher), 'None or >= 1'), ('epochs', self.epochs >= 1, '>= 1'),
-            ('steps', none_or_pos(self.steps), 'None or >= 1'), ('lr', self.lr > 0, '> 0'),
-            ('wd', self.wd >= 0, '>= 0'),
-            ('batch_size', none_or_pos(self.batch_size), 'None or >= 1'), ('grid', self.grid >= 1, '>= 1'),
-            ('cosine_steps', self.cosine_steps is None or self.cosine_steps >= 1, 'None or >= 1')] if not ok]
-        if bad: raise InputError("TeacherConfig: " + "; ".join(bad))
+        steps = or_none(int_at_least(1, 10**7))  # 1e7 Adam steps: days on a GPU; more is a typo
+        check_fields(self, dict(kind=a_name, n_per_teacher=or_none(int_at_least(1)), epochs=int_at_least(1, 10**6),
+                                steps=steps, lr=number_in(0), wd=number_in(0, lo_open=False),
+                                batch_size=or_none(int_at_least(1, 2**31)), grid=int_at_least(1, 4096),
+                                pretrained=a_bool,
+                                budget=one_of('equal', 'scope'), checkpoints=or_none(a_path), cosine_steps=steps))
 
 # %% ../nbs/03_teachers.ipynb #bf3ee712
 def image_batches(data:CSLData, # images in memory or a Dataset
@@ -102,8 +101,10 @@ def cnn_model(shape:tuple, n_classes:int, cfg:TeacherConfig)->nn.Module:
 # %% ../nbs/03_teachers.ipynb #4ce2cd3e
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-def load_alexnet(pretrained:bool=True)->nn.Module:
-    "torchvision's AlexNet, with ImageNet weights (downloaded once into torch's hub cache) or random ones."
+def load_alexnet(pretrained:bool=True,
+                 cache_dir=None, # the weights download once into `<cache>/hub` (see `csl.data.get_cache_dir`)
+                )->nn.Module:
+    "torchvision's AlexNet, with ImageNet weights (downloaded once into the csl cache) or random ones."
     from torchvision.models import alexnet, AlexNet_Weights
     with torch.random.fork_rng(devices=[]):
         # seeded: random features must be the same in every process (cache, resume)
@@ -114,10 +115,13 @@ def load_alexnet(pretrained:bool=True)->nn.Module:
         return model.eval()
     url = AlexNet_Weights.IMAGENET1K_V1.url
     # plain tensors: nothing in the file runs
-    try: state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, weights_only=True)
+    try:
+        with hub_folder(cache_dir or None):
+            state = torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, weights_only=True)
     except Exception as e:
         raise InputError(f"alexnet_head: could not get the pretrained AlexNet weights ({type(e).__name__}: {e}). "
-                         f"With internet they download once into {Path(torch.hub.get_dir())/'checkpoints'}; offline, "
+                         f"With internet they download once into "
+                         f"{get_cache_dir(cache_dir or None)/'hub'/'checkpoints'}; offline, "
                          f"copy {url.rsplit('/', 1)[1]} (from {url}) there, or pass TeacherConfig(pretrained=False) "
                          "for random conv features (tests only)") from e
     model.load_state_dict(state); return model.eval()
@@ -134,11 +138,11 @@ def alexnet_features(data:CSLData, cfg:TeacherConfig, device='auto', # where to 
     weights = 'torchvision:AlexNet_Weights.IMAGENET1K_V1' if cfg.pretrained else 'random(seed=0)'
     spec = Backbone('alexnet_conv', None, 9216, weights, ImagePrep(cfg.grid), cfg.pretrained)
     def backbone():  # built only when something is extracted: no network when cached
-        net = load_alexnet(cfg.pretrained)
+        net = load_alexnet(cfg.pretrained, cache_dir)
         return spec._replace(model=nn.Sequential(net.features, net.avgpool, nn.Flatten()).requires_grad_(False))
     if cache_dir is False: return extract_features(data, backbone(), device, batch_size).half()  # (N, 9216)
     path = feature_cache_path(data, spec, cache_dir=cache_dir, dtype=torch.float16)
-    return cached_features(path, data, backbone, device, batch_size, torch.float16)  # sharded under torchrun
+    return cached_features(path, data, backbone, device, batch_size, torch.float16, dim=spec.dim)  # sharded (torchrun)
 
 def alexnet_head_model(shape:tuple, n_classes:int, cfg:TeacherConfig)->nn.Module:
     "The official head: one linear layer, weights from N(0, 0.01), zero bias."
@@ -404,6 +408,16 @@ def load_teacher(model:nn.Module, # a fresh model of the kind
         raise InputError(f"teacher checkpoint {f}: holds {got}; expected a state dict {want} (the kind's model)")
     model.load_state_dict(state); return model.eval()
 
+def check_checkpoints(folder:str|Path, # `TeacherConfig.checkpoints` (`--teachers`)
+                      hierarchy:Hierarchy, # the scopes: one checkpoint per teacher of every level
+                     )->None:
+    "Raise `InputError` before any work unless `folder` holds a checkpoint file for every teacher of `hierarchy`."
+    want = [checkpoint_path(folder, l, k) for l in range(hierarchy.n_levels) for k in range(hierarchy.n_teachers(l))]
+    if (missing := [f.name for f in want if not f.is_file()]):
+        raise InputError(f"teacher checkpoints (--teachers) {folder}: {len(missing)} of {len(want)} missing "
+                         f"({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}); expected "
+                         "level{l}-teacher{k}.pt for every scope of the hierarchy")
+
 def _checkpoints_id(cfg:TeacherConfig)->str|None:
     "Content hash of the supplied checkpoint files (part of the bank's cache key)."
     if not cfg.checkpoints: return None
@@ -437,6 +451,25 @@ def _train_bank(data, hierarchy, cfg, dev, seed, cache_dir=False)->dict:
     return TeacherBank(hierarchy, probs, data.labels, units, data.splits, info).state()
 
 # %% ../nbs/03_teachers.ipynb #4e15baee
+def _check_bank(s:dict, # a bank's `state()` read from the cache
+                data:CSLData, hierarchy:Hierarchy, # what the bank must be made for
+               )->TeacherBank:
+    "The teachers entry's schema: a bank of `hierarchy`'s levels over every sample of `data`; `InputError` otherwise."
+    n, c, h = len(data), data.n_classes, hierarchy
+    if type(s) is not dict or type(s.get('probs')) not in (list, tuple):
+        raise InputError(f"a {type(s).__name__}; expected a teacher bank's state")
+    if (s.get('levels'), s.get('kind')) != (h.levels, h.kind) or len(s['probs']) != h.n_levels:
+        raise InputError(f"a bank of {len(s['probs'])} levels {s.get('levels')}; expected the {h.n_levels} levels "
+                         f"{h.levels} ({h.kind})")
+    for l, p in enumerate(s['probs']): check_tensor(p, (n, h.n_teachers(l), c), torch.float16, f"probs[{l}]", 0, 1)
+    b = TeacherBank.from_state(s)  # rows summing to 1, units
+    same = lambda a, e: isinstance(a, torch.Tensor) and a.shape == e.shape and torch.equal(a, e)
+    if not same(b.labels, data.labels): raise InputError("labels: not the data's labels")
+    if set(b.splits) != set(data.splits) or not all(same(b.splits[k], v) for k, v in data.splits.items()):
+        raise InputError("splits: not the data's splits")
+    if b.info.get('data') != data.fingerprint: raise InputError(f"info['data']: made for data {b.info.get('data')!r}")
+    return b
+
 def train_teachers(data:CSLData, # the data (its 'teach' split is the only labelled data teachers see)
                    hierarchy:Hierarchy, # scopes per level (class or domain units)
                    cfg:TeacherConfig|None=None, # what teachers are; `TeacherConfig()` when None
@@ -446,10 +479,13 @@ def train_teachers(data:CSLData, # the data (its 'teach' split is the only label
                    log=None, # optional function taking one message string
                   )->TeacherBank:
     "Train one weak teacher per scope of every level and return their outputs over all samples (cached)."
+    is_cfg = lambda v: None if v is None or isinstance(v, TeacherConfig) else 'None or a TeacherConfig'
+    check_args('train_teachers', cfg=(cfg, is_cfg), seed=(seed, a_seed))
     cfg = cfg or TeacherConfig()
     if cfg.kind not in TEACHER_KINDS:
         raise InputError(f"TeacherConfig.kind={cfg.kind!r}; known kinds: {', '.join(TEACHER_KINDS)}")
     sample_units(data, hierarchy); dev = get_device(device)
+    if cfg.checkpoints: check_checkpoints(cfg.checkpoints, hierarchy)
     make = lambda: _train_bank(data, hierarchy, cfg, dev, seed, cache_dir)
     if cache_dir is False: return TeacherBank.from_state(make())
     key = cache_key(data=data.fingerprint, levels=hierarchy.levels, kind=hierarchy.kind, cfg=asdict(cfg), seed=seed,
@@ -457,5 +493,6 @@ def train_teachers(data:CSLData, # the data (its 'teach' split is the only label
                     **({'checkpoints': _checkpoints_id(cfg)} if cfg.checkpoints else {}))
     path = get_cache_dir(cache_dir)/'teachers'/f"{cfg.kind}-{key}.pt"
     if log: log(f"teachers: {'loading' if path.exists() else 'training'} {path}")
-    # an entry that is no valid bank is recomputed
-    return TeacherBank.from_state(cached(path, make, log, check=TeacherBank.from_state))
+    # an entry that is no valid bank for this data and hierarchy is warned about and recomputed
+    state = cached(path, make, log, check=lambda s: _check_bank(s, data, hierarchy), kind='teachers')
+    return TeacherBank.from_state(state)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from csl.core import load_cached
+from csl.core import load_cached, load_entry
 from csl.features import shard_folder, shard_plan
 
 BIN = Path(sys.executable).parent
@@ -72,8 +72,8 @@ def test_two_processes_write_the_entry_one_process_writes(one, two):
     [e] = entries(cache)
     assert e.name == one.name  # the same content-addressed key
     assert e.read_bytes() == one.read_bytes()  # on the CPU: bit-identical, not only close
-    x = load_cached(e)
-    assert x.shape == (N_DIGITS, 160) and x.dtype == torch.float32 and torch.equal(x, load_cached(one))
+    x = load_entry(e, 'features')  # kind and key checked too
+    assert x.shape == (N_DIGITS, 160) and x.dtype == torch.float32 and torch.equal(x, load_entry(one, 'features'))
     plan = set(shard_plan(N_DIGITS, 256))
     by_rank = [extracted_rows(p.stderr, r) for r in (0, 1)]
     assert by_rank[0] and by_rank[1] and not by_rank[0] & by_rank[1] and by_rank[0] | by_rank[1] == plan

@@ -277,7 +277,7 @@ def _one_clear_line(rc, err):
 
 CLI_BAD = [  # (args, words in the error line)
     (['run', '--preset', 'nope'], "unknown preset 'nope'"),
-    (['run', '--seeds', '-1'], 'seeds=[-1]'),
+    (['run', '--seeds', '-1'], '--seeds -1: expected an int in [0, '),
     (['run', '--out', '{file}', '--seeds', '0'], '{file}'),
     (['run', '--out', '/proc/csl-no/out', '--seeds', '0'], '/proc/csl-no'),
 ]

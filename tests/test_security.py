@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from csl.core import InputError, load_cached, _MAGIC
+from csl.core import InputError, cached, load_cached, load_entry, save_entry, _MAGIC
 from csl.data import CSLData, Hierarchy, load_dataset, split_indices, fake_cifar100
 from csl.features import get_features
 from csl.teachers import TeacherConfig, train_teachers, load_teacher, logreg_model, checkpoint_path
@@ -139,6 +139,76 @@ def test_crafted_cifar_pickle_is_refused(tmp_path):
     assert not marker.exists()
 
 
+# ---------------------------------------------------------------- a valid checksum is not a valid entry: each kind's schema
+
+def _data(v, how):
+    x, y, dom = v
+    if how == 'shape': return x[:, :, :8, :8].contiguous(), y, dom  # 8x8 images
+    if how == 'count': return x[:-1], y[:-1], dom[:-1]
+    if how == 'nan': x = x.clone(); x[0, 0, 0, 0] = float('nan'); return x, y, dom
+    return x.double(), y, dom  # dtype
+
+
+def _features(f, how):
+    if how == 'shape': return f[:, :5].contiguous()  # (N, 5) instead of (N, 160)
+    if how == 'count': return f[:-1]
+    if how == 'nan': f = f.clone(); f[3, 7] = float('nan'); return f
+    return f.double()
+
+
+def _teachers(s, how):
+    s = dict(s)
+    if how == 'shape': s['probs'] = [p[:, :, :5] / p[:, :, :5].sum(-1, keepdim=True) for p in s['probs']]
+    elif how == 'count': s['probs'], s['levels'] = s['probs'][:1], s['levels'][:1]  # a bank cut to its first level
+    elif how == 'nan': s['probs'] = [p.clone() for p in s['probs']]; s['probs'][-1][0, 0, 0] = float('nan')
+    else: s['probs'] = [p.float() for p in s['probs']]
+    return s
+
+
+DAMAGE = {'data': _data, 'features': _features, 'teachers': _teachers}
+
+
+@pytest.mark.parametrize('how', ['shape', 'count', 'nan', 'dtype'])
+def test_wrong_entry_with_a_valid_checksum_is_warned_and_recomputed(home_run, cache_copy, how):
+    "Every cache kind holding a wrong-shape, wrong-count, NaN or wrong-dtype value (valid checksum): one warning naming the file, recomputed, the same problem."
+    _, ref, _ = build_problem(DEFAULT_PRESET, 0, 'cpu', home_run[1]/'cache')
+    files = {kind: next((cache_copy/kind).glob('*.pt')) for kind in DAMAGE}
+    for kind, f in files.items():
+        save_entry(f, kind, DAMAGE[kind](load_entry(f, kind), how))
+        load_cached(f)  # the checksum holds
+    with pytest.warns(UserWarning, match='recomputing') as rec:
+        _, got, _ = build_problem(DEFAULT_PRESET, 0, 'cpu', cache_copy)
+    said = [str(w.message) for w in rec]
+    for kind, f in files.items():
+        assert any(str(f) in m and 'unexpected value' in m for m in said), (kind, said)
+        load_entry(f, kind)  # rewritten with a valid entry
+    assert torch.equal(got.feats, ref.feats) and all(torch.equal(a, b) for a, b in zip(got.bank.probs, ref.bank.probs))
+    assert torch.equal(got.truth.labels, ref.truth.labels)
+
+
+def test_entry_made_for_another_key_is_recomputed(home_run, cache_copy):
+    "A valid features entry copied under another entry's name (another key) is not used."
+    f = next((cache_copy/'features').glob('*.pt')); other = f.with_name('digits-domains-effnet_lite0-0123456789abcdef0123.pt')
+    shutil.copy(f, other)
+    with pytest.warns(UserWarning, match=f"was made for '{f.name}'"):
+        cached(other, lambda: torch.zeros(1), kind='features')
+
+
+@pytest.mark.parametrize('what', ['fifo', 'dev-zero'])
+def test_fifo_or_dev_zero_as_cache_entries_the_run_finishes(home_run, cache_copy, tmp_path, what):
+    "A FIFO (would block a plain open for ever) or a link to /dev/zero (would fill memory) as every cache entry: refused, recomputed, exit 0."
+    for kind in DAMAGE:
+        for f in (cache_copy/kind).glob('*.pt'):
+            f.unlink()
+            os.mkfifo(f) if what == 'fifo' else f.symlink_to('/dev/zero')
+    p = subprocess.run([CSL, 'run', '--seeds', '0', '--cache', str(cache_copy), '--out', str(tmp_path/'out')],
+                       capture_output=True, text=True, timeout=600, env=_clean_env())
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stderr.count('is not a regular file') >= 3 and 'recomputing' in p.stderr, p.stderr[-3000:]
+    for kind in DAMAGE: assert all(f.is_file() and not f.is_symlink() for f in (cache_copy/kind).glob('*.pt'))
+    ref = json.loads((home_run[1]/'out'/'results.json').read_text())
+    assert json.loads((tmp_path/'out'/'results.json').read_text())['rows'] == ref['rows']
+
 # ---------------------------------------------------------------- one cache folder: argument > CSL_CACHE > ~/.cache/csl
 
 @pytest.mark.parametrize('source', ['argument', 'environment', 'default'])
@@ -165,15 +235,22 @@ CUDA = torch.cuda.is_available()
 FLAG_BAD = [  # (subcommand, flag, arguments, words the one stderr line must contain)
     ('run', '--preset', ['--preset', 'nope'], "unknown preset 'nope'"),
     ('run', '--seeds', ['--seeds', 'x'], "invalid int value: 'x'"),
-    ('run', '--seeds', ['--seeds', '-1'], 'expected distinct ints >= 0'),
+    ('run', '--seeds', ['--seeds', '-1'], '--seeds -1: expected an int in [0, 9223372036854775807]'),
+    ('run', '--seeds', ['--seeds', str(2**63)], f'--seeds {2**63}: expected an int in [0, 9223372036854775807]'),
+    ('run', '--seeds', ['--seeds', '0', '--seeds', '1'], '--seeds given twice; expected each flag once'),
     ('run', '--seeds', ['--seeds', '0', '0'], 'seeds=[0, 0]; expected distinct ints >= 0'),
     ('run', '--out', ['--out', '{file}'], 'expected a folder, not a file'),
+    ('run', '--out', ['--out', ''], "'': expected a non-empty path"),
     ('run', '--out', ['--out', '{file}/sub'], '{file} is a file'),
     ('run', '--device', ['--device', 'tpu'], "invalid choice: 'tpu'"),
     *([] if CUDA else [('run', '--device', ['--device', 'cuda'], 'CUDA is not available')]),
     ('run', '--cache', ['--cache', '{file}'], 'expected a folder, not a file'),
+    ('run', '--cache', ['--cache', ''], "'': expected a non-empty path"),
     ('run', '--html', ['--html', '{dir}'], 'expected a file name, not a folder'),
     ('run', '--html', ['--html', '{file}/report.html'], '{file} is a file'),
+    ('run', '--html', ['--out', '{dir}', '--html', '{dir}/results.json'], 'would overwrite the result file {dir}/results.json'),
+    ('run', '--html', ['--out', '{dir}', '--seeds', '3', '--html', '{dir}/seeds/seed-3.json'], 'would overwrite the result file'),
+    ('run', '--html', ['--html', '{dir}/x.html', '--html', '{dir}/y.html'], '--html given twice'),
     ('run', '--quiet', ['--quiet=yes'], "ignored explicit argument 'yes'"),
     ('run', '--root', ['--root', '{missing}'], 'is not a folder'),
     ('run', '--download', ['--download'], 'cannot download'),
@@ -183,30 +260,36 @@ FLAG_BAD = [  # (subcommand, flag, arguments, words the one stderr line must con
     ('run', '--teachers', ['--teachers', '{dir}'], 'holds no level{l}-teacher{k}.pt file'),
     ('run', '--backbone', ['--backbone', 'vgg'], 'expected one of effnet_lite0'),
     ('run', '--random-weights', ['--random-weights=1'], "ignored explicit argument '1'"),
-    ('run', '--batch-size', ['--batch-size', '-1'], 'expected an int >= 1'),
+    ('run', '--batch-size', ['--batch-size', '-1'], 'expected an int in [1, 1048576]'),
     ('run', '--batch-size', ['--batch-size', 'big'], "invalid int value: 'big'"),
-    ('run', '--teacher-steps', ['--teacher-steps', '0'], 'expected an int >= 1'),
+    ('run', '--teacher-steps', ['--teacher-steps', '0'], 'expected an int in [1, 10000000]'),
+    ('run', '--teacher-steps', ['--teacher-steps', '1000000000'], 'expected an int in [1, 10000000]'),
     ('run', '--data', ['--data', 'oops'], 'expected KEY=VALUE'),
     ('run', '--data', ['--data', 'n_teach=abc'], "expected an int or a float (digits-domains's n_teach)"),
     ('run', '--data', ['--data', 'n_teach=-5'], 'expected a count >= 1'),
     ('run', '--data', ['--data', 'val=2.5'], 'expected a share in (0, 1]'),
+    ('run', '--data', ['--data', 'val=0.9', 'test=0.9'], '--data val=0.9 test=0.9: the shares add up to 1.8; expected less than 1'),
+    ('run', '--data', ['--data', 'size=100000'], '--data size=100000: expected an int in [1, 1024]'),
+    ('run', '--data', ['--data', 'n_teach=5', '--data', 'val=0.2'], '--data given twice'),
     ('run', '--data', ['--data', 'colour=red'], "digits-domains has no option 'colour'"),
     ('run', '--data', ['--data', 'cache_dir=/x'], 'cache_dir has its own flag; expected --cache'),
     ('run', '--data', ['--preset', 'fashion-mnist', '--data', 'n_teach=0.05'], "expected an int (fashion-mnist's n_teach)"),
     ('extract', '--preset', ['--preset', 'nope'], "unknown preset 'nope'"),
     ('extract', '--seeds', ['--seeds', 'x'], "invalid int value: 'x'"),
-    ('extract', '--seeds', ['--seeds', '-1'], '--seeds -1: expected distinct ints >= 0'),
+    ('extract', '--seeds', ['--seeds', '-1'], '--seeds -1: expected an int in [0, 9223372036854775807]'),
+    ('extract', '--seeds', ['--seeds', str(2**70)], 'expected an int in [0, 9223372036854775807]'),
     ('extract', '--seeds', ['--seeds', '0', '0'], '--seeds 0 0: expected distinct ints >= 0'),
     ('extract', '--device', ['--device', 'tpu'], "invalid choice: 'tpu'"),
     *([] if CUDA else [('extract', '--device', ['--device', 'cuda'], 'CUDA is not available')]),
     ('extract', '--cache', ['--cache', '{file}'], 'expected a folder, not a file'),
     ('extract', '--cache', ['--cache', '{file}/sub'], '{file} is a file'),
+    ('extract', '--cache', ['--cache', ' '], "' ': expected a non-empty path"),
     ('extract', '--quiet', ['--quiet=yes'], "ignored explicit argument 'yes'"),
     ('extract', '--root', ['--root', '{missing}'], 'is not a folder'),
     ('extract', '--download', ['--download'], 'cannot download'),
     ('extract', '--backbone', ['--backbone', 'vgg'], 'expected one of effnet_lite0'),
     ('extract', '--random-weights', ['--random-weights=1'], "ignored explicit argument '1'"),
-    ('extract', '--batch-size', ['--batch-size', '0'], 'expected an int >= 1'),
+    ('extract', '--batch-size', ['--batch-size', '0'], 'expected an int in [1, 1048576]'),
     ('extract', '--batch-size', ['--batch-size', 'big'], "invalid int value: 'big'"),
     ('extract', '--data', ['--data', 'n_teach=-5'], 'expected a count >= 1'),
     ('extract', '--data', ['--data', 'colour=red'], "digits-domains has no option 'colour'"),
@@ -214,19 +297,22 @@ FLAG_BAD = [  # (subcommand, flag, arguments, words the one stderr line must con
     ('bench', '--quick', ['--quick=1'], "ignored explicit argument '1'"),
     ('bench', '--json', ['--json', '{dir}'], 'expected a file name, not a folder'),
     ('bench', '--json', ['--json', '{file}/b.json'], '{file} is a file'),
+    ('bench', '--json', ['--json', '{dir}/seeds/seed-0.json'], 'would overwrite a result file of a csl run'),
     ('bench', '--device', ['--device', 'tpu'], "invalid choice: 'tpu'"),
-    ('bench', '--n', ['--n', '-5'], 'expected an int >= 100'),
+    ('bench', '--n', ['--n', '-5'], 'expected an int in [100, 100000000]'),
+    ('bench', '--n', ['--n', '1000000000'], '--n 1000000000: expected an int in [100, 100000000]'),
+    ('bench', '--n', ['--n', '100000000', '--d', '65536'], 'the synthetic data alone need'),
     ('bench', '--n', ['--n', 'ten'], "invalid int value: 'ten'"),
-    ('bench', '--c', ['--c', '2'], 'expected an int >= 3'),
+    ('bench', '--c', ['--c', '2'], 'expected an int in [3, 100000]'),
     ('bench', '--k', ['--k', '3'], 'expected a power of 2'),
     ('bench', '--k', ['--c', '4', '--k', '8'], 'expected at most the smallest --c (4)'),
-    ('bench', '--d', ['--d', '0'], 'expected an int >= 1'),
-    ('bench', '--epochs', ['--epochs', '0'], 'expected an int >= 1'),
+    ('bench', '--d', ['--d', '0'], 'expected an int in [1, 65536]'),
+    ('bench', '--epochs', ['--epochs', '0'], 'expected an int in [1, 10000]'),
     ('bench', '--lr', ['--lr', '-1'], 'expected a number > 0'),
     ('bench', '--lr', ['--lr', 'nan'], 'expected a number > 0'),
-    ('bench', '--batch-size', ['--batch-size', '0'], 'expected an int >= 1'),
+    ('bench', '--batch-size', ['--batch-size', '0'], 'expected an int in [1, 16777216]'),
     ('bench', '--precision', ['--precision', 'fp8'], "invalid choice: 'fp8'"),
-    ('bench', '--threads', ['--threads', '-1'], 'expected an int >= 0'),
+    ('bench', '--threads', ['--threads', '-1'], 'expected an int in [0, 4096]'),
     ('bench', '--no-reference', ['--no-reference=1'], "ignored explicit argument '1'"),
     ('bench', '--in-process', ['--in-process=1'], "ignored explicit argument '1'"),
     ('presets', '--all', ['--all'], 'unrecognized arguments: --all'),
@@ -267,11 +353,11 @@ def test_bad_flag_is_one_line_exit_2_before_any_work(tmp_path, monkeypatch, sub,
     assert dt < 20, dt  # generous: a rejection takes milliseconds; work would take many seconds
 
 
-CONSOLE_BAD = [(['bench', '--n', '-5'], '--n -5: expected an int >= 100'),
+CONSOLE_BAD = [(['bench', '--n', '-5'], '--n -5: expected an int in [100, 100000000]'),
                (['run', '--data', 'n_teach=abc'], '--data n_teach=abc: expected an int or a float'),
                (['run', '--data', 'n_teach=-5'], '--data n_teach=-5: expected a count >= 1'),
-               (['run', '--batch-size', '-1'], '--batch-size -1: expected an int >= 1'),
-               (['run', '--teacher-steps', '0'], '--teacher-steps 0: expected an int >= 1'),
+               (['run', '--batch-size', '-1'], '--batch-size -1: expected an int in [1, 1048576]'),
+               (['run', '--teacher-steps', '0'], '--teacher-steps 0: expected an int in [1, 10000000]'),
                (['run', '--seeds', '0', '0'], '--seeds 0 0: seeds=[0, 0]; expected distinct ints >= 0')]
 
 
@@ -287,3 +373,115 @@ def test_bad_flags_through_the_console_script(tmp_path):
         assert p.returncode == 2 and len(lines) == 1 and 'Traceback' not in err and words in lines[0], (p.args, err)
         assert time.perf_counter() - t0 < 120  # generous: interpreter start and imports only
     assert sorted(tmp_path.rglob('*')) == [tmp_path/'cwd']  # no cache, no results folder
+
+
+# ---------------------------------------------------------------- issue 23: the other files csl reads back
+
+FASHION = Path('/usr/share/datasets/fashion-mnist')
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.parametrize('how', ['shape', 'count', 'nan', 'dtype'])
+def test_fashion_mnist_cache_with_wrong_tensors_is_recomputed(tmp_path, how):
+    "torchvision's processed/ files in the cache (plain tensors it prefers to the raw files): a wrong one is warned about and redone."
+    from csl.data import fashion_mnist
+    ref = fashion_mnist(cache_dir=tmp_path, n_pool=500, n_test=500)
+    proc = tmp_path/'FashionMNIST'/'processed'; proc.mkdir()
+    for name, n in (('training.pt', 60_000), ('test.pt', 10_000)):
+        x, y = torch.zeros(n, 28, 28, dtype=torch.uint8), torch.arange(n) % 10
+        x = {'shape': x[:, :8, :8], 'count': x[:-1], 'nan': x.float().fill_(float('nan')), 'dtype': x.long()}[how]
+        torch.save((x, y[:len(x)]), proc/name)
+    with pytest.warns(UserWarning, match='are not Fashion-MNIST .*recomputing'):
+        got = fashion_mnist(cache_dir=tmp_path, n_pool=500, n_test=500)
+    assert torch.equal(got.images, ref.images) and torch.equal(got.labels, ref.labels) and not proc.exists()
+
+
+@pytest.mark.parametrize('what', ['fifo', 'dev-zero', 'deep', 'huge-key'])
+def test_damaged_resume_file_is_redone(home_run, cache_copy, tmp_path, what):
+    "A seed file that is a FIFO, a link to /dev/zero, JSON nested 100,000 deep or a dict where a list is expected: warned, redone, same rows."
+    out = shutil.copytree(home_run[1]/'out', tmp_path/'out'); f = seed_file(out, 0); f.unlink()
+    ref = json.loads((out/'results.json').read_text())
+    if what == 'fifo': os.mkfifo(f)
+    elif what == 'dev-zero': f.symlink_to('/dev/zero')
+    elif what == 'deep': f.write_text('[' * 100_000 + ']' * 100_000)
+    else: f.write_text(json.dumps({'key': {'a': 1}, 'history': 'x', 'histories': []}))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); res = run_experiment(DEFAULT_PRESET, [0], out, 'cpu', cache_copy)
+    assert res['timing_s']['reused_seeds'] == [] and res['rows'] == ref['rows']
+    if what != 'huge-key': assert any('is damaged' in str(x.message) and str(f) in str(x.message) for x in w), [str(x.message) for x in w]
+    assert f.is_file() and not f.is_symlink()
+
+
+def test_unwritable_cache_kind_folder_fails_before_any_work(tmp_path):
+    "A teachers/ folder that cannot be written (here a file in its place: root ignores permissions) is exit 2 at once, not after training."
+    (tmp_path/'cache').mkdir(); (tmp_path/'cache'/'teachers').write_text('x')
+    err = io.StringIO(); t0 = time.perf_counter()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()): rc = main(['run', '--cache', str(tmp_path/'cache'), '--out', str(tmp_path/'out')])
+    assert rc == 2 and f"--cache {tmp_path/'cache'/'teachers'}: cannot write there" in err.getvalue(), err.getvalue()
+    assert time.perf_counter() - t0 < 20 and not (tmp_path/'out').exists() and sorted(p.name for p in (tmp_path/'cache').iterdir()) == ['teachers']
+
+
+def test_backbone_weights_never_touch_torch_home(tmp_path, monkeypatch):
+    "Backbone downloads go to <cache>/hub; TORCH_HOME is left alone; hub code only from the pinned DINOv2 commit, fetched afresh."
+    from unittest import mock
+    from urllib.error import URLError
+    from csl.features import load_backbone, DINOV2_COMMIT
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path/'torch-home'))
+    seen = []
+    def offline(url, **kw): seen.append((url, torch.hub.get_dir(), kw.get('weights_only'))); raise URLError('offline')
+    with mock.patch('torch.hub.load_state_dict_from_url', side_effect=offline):
+        for name in ('dino_vitb8', 'dino_resnet50', 'alexnet'):
+            with pytest.raises(InputError, match=f"backbone '{name}': could not load"): load_backbone(name, cache_dir=tmp_path/'cache')
+    assert [(d, w) for _, d, w in seen] == [(str(tmp_path/'cache'/'hub'), True)] * 2 and not (tmp_path/'torch-home').exists()
+    with mock.patch('torch.hub.load', return_value=torch.nn.Identity()) as hub:
+        load_backbone('dinov2_vits14', cache_dir=tmp_path/'cache')
+    assert hub.call_args.args[0] == f'facebookresearch/dinov2:{DINOV2_COMMIT}' and hub.call_args.kwargs['force_reload']
+    assert torch.hub.get_dir() == str(tmp_path/'torch-home'/'hub')  # restored: TORCH_HOME's, as before
+
+
+def test_incomplete_teachers_folder_fails_before_feature_extraction(tmp_path):
+    "--teachers with a checkpoint missing: exit 2 naming the missing files, before any feature is extracted."
+    t = tmp_path/'teachers'; t.mkdir()
+    torch.save(logreg_model((1, 8, 8), 10, TeacherConfig()).state_dict(), checkpoint_path(t, 0, 0))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(['run', '--teachers', str(t), '--cache', str(tmp_path/'cache'), '--out', str(tmp_path/'out'), '--seeds', '0', '--quiet'])
+    assert rc == 2 and '14 of 15 missing (level1-teacher0.pt, level1-teacher1.pt, ' in err.getvalue(), err.getvalue()
+    assert list((tmp_path/'cache'/'features').glob('*')) == []
+
+
+class System:
+    "The payload of the issue: unpickling it calls os.system."
+    def __reduce__(self): return (os.system, ('touch /nonexistent-csl-marker',))
+
+
+@pytest.mark.parametrize('how', ['torch.save', 'pickle'])
+def test_blocked_payload_says_nothing_ran_and_never_quotes_the_retry_advice(tmp_path, how):
+    "A refused os.system payload (cache entry, teacher checkpoint): the message says nothing ran, never 'weights_only=False'."
+    buf = io.BytesIO(); torch.save({'x': System()}, buf) if how == 'torch.save' else buf.write(pickle.dumps({'x': System()}))
+    p = buf.getvalue(); f = tmp_path/'entry.pt'; f.write_bytes(_MAGIC + hashlib.sha256(p).hexdigest().encode() + p)
+    with pytest.warns(UserWarning) as rec: cached(f, lambda: torch.ones(1), kind='x')
+    ck = tmp_path/'ck'; ck.mkdir(); checkpoint_path(ck, 0, 0).write_bytes(p)
+    with pytest.raises(InputError) as e: load_teacher(logreg_model((1, 8, 8), 10, TeacherConfig()), ck, 0, 0)
+    for m in (next(str(w.message) for w in rec if 'recomputing' in str(w.message)), str(e.value)):
+        assert 'nothing in it ran' in m and 'weights_only' not in m and 'arbitrary code' not in m, m
+
+
+def test_deeply_nested_json_in_a_flag_is_one_line():
+    "--data n_teach=[[[...]]] nested 100,000 deep: read as text (not JSON past Python's limit), then refused by type."
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(['run', '--data', 'n_teach=' + '[' * 100_000 + ']' * 100_000])
+    assert rc == 2 and len(err.getvalue().splitlines()) == 1 and "expected an int or a float (digits-domains's n_teach)" in err.getvalue()
+
+
+def test_dataset_files_special_or_crafted_are_one_input_error(tmp_path):
+    "ImageNet's meta.bin with an os.system payload, or a FIFO; a CIFAR-100 pickle linked to /dev/zero: one InputError each, at once."
+    from csl.data import fake_imagenet
+    root = fake_imagenet(tmp_path/'in'); meta = Path(root)/'meta.bin'
+    torch.save({'x': System()}, meta)
+    with pytest.raises(InputError, match='nothing in it ran'): load_dataset('imagenet', root=root)
+    meta.unlink(); os.mkfifo(meta)
+    with pytest.raises(InputError, match='meta.bin is not a regular file'): load_dataset('imagenet', root=root)
+    c = fake_cifar100(tmp_path/'c', n_train=2, n_test=1); f = c/'cifar-100-python'/'train'; f.unlink(); f.symlink_to('/dev/zero')
+    with pytest.raises(InputError, match='train is not a regular file'): load_dataset('cifar-100', root=c)
