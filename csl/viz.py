@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_viz.ipynb #85ab24e5
 from __future__ import annotations
-import html, math, statistics, time
+import base64, html, json, math, statistics, time
 from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
@@ -15,8 +15,9 @@ from .student import SELECT_RULES
 from .experiments import paired
 
 # %% auto #0
-__all__ = ['COLORS', 'csl_path', 'step_label', 'accuracy_by_level', 'hierarchy_figure', 'teacher_accuracy', 'filter_quality',
-           'routing_by_level', 'assignment_heatmap', 'pgr_points', 'pgr_by_teachers', 'Dashboard', 'save_html']
+__all__ = ['COLORS', 'PLOTLY_MIME', 'csl_path', 'step_label', 'accuracy_by_level', 'hierarchy_figure', 'teacher_accuracy',
+           'filter_quality', 'routing_by_level', 'assignment_heatmap', 'pgr_points', 'pgr_by_teachers', 'figure_bundle',
+           'Dashboard', 'save_html']
 
 # %% ../nbs/08_viz.ipynb #df14ded5
 def csl_path(hist:History, # a run's history
@@ -301,27 +302,23 @@ def pgr_by_teachers(reports:Report|dict, # a Report or results dict (every label
 
 
 # %% ../nbs/08_viz.ipynb #0c5d0ccc
-def _dropped(old:dict, new:dict, prefix:str='')->list:
-    "Dotted paths of the layout keys `old` has and `new` lacks (annotations, shapes, axis ranges), the template aside."
-    out = []
-    for k, v in old.items():
-        if k == 'template': continue
-        if k not in new: out.append(prefix + k)
-        elif isinstance(v, dict) and isinstance(new[k], dict): out += _dropped(v, new[k], f'{prefix}{k}.')
+PLOTLY_MIME = 'application/vnd.plotly.v1+json'
+
+def figure_bundle(fig:go.Figure, # a figure
+                  png:bool=False, # add a PNG too (kaleido), for viewers without plotly's renderer, e.g. GitHub
+                 )->dict:
+    "A mime bundle that JupyterLab draws with plotly's own renderer (no widget, no plotly.js inside)."
+    spec = json.loads(fig.to_json())  # plain JSON: numpy arrays as plotly's typed-array dicts
+    out = {PLOTLY_MIME: {**spec, 'config': dict(displaylogo=False, responsive=True)},
+           'text/plain': f'<plotly figure: {fig.layout.title.text or ""}>'}
+    if png: out['image/png'] = base64.b64encode(fig.to_image('png', width=900)).decode()
     return out
 
-def _refresh(fw:go.FigureWidget, fig:go.Figure):
-    "Bring a FigureWidget to `fig` in one batched update (traces are replaced when their number or types change)."
-    with fw.batch_update():
-        if [t.type for t in fw.data] != [t.type for t in fig.data]:
-            fw.data = (); fw.add_traces(list(fig.data))
-        else:
-            for a, b in zip(fw.data, fig.data): a.update(b.to_plotly_json(), overwrite=True)
-        # plotly's layout setter sends the browser only the keys the new layout has: a placeholder caption of the
-        # empty figure would stay drawn there. Unset what the new layout lacks first (the browser gets the nulls).
-        gone = _dropped(fw.layout.to_plotly_json(), fig.layout.to_plotly_json())
-        if gone: fw.plotly_relayout({k: None for k in gone})
-        fw.layout = fig.layout
+def _in_kernel()->bool:
+    "True inside a Jupyter kernel (a front end may show outputs), False in a script or under nbdev_test."
+    try: from IPython import get_ipython
+    except ImportError: return False
+    return getattr(get_ipython(), 'kernel', None) is not None
 
 def _expected_rounds(meta:dict)->int:
     "Rounds a run makes: with baselines the ceiling and the reference students, level 0, then each gate's steps."
@@ -331,6 +328,7 @@ def _expected_rounds(meta:dict)->int:
     refs = 1 + int((meta.get('teacher_labels') or 0) > 0) + int(meta.get('select') == 'gold')
     return refs * int(len(gates) > 1) + 1 + (L - 1) * R * len(gates)
 
+
 # %% ../nbs/08_viz.ipynb #226f14e0
 def _live_curve(hist:History, method:str='csl')->go.Figure:
     "The PGR curve of a run so far: a point per finished level and curve gate (known once the ceiling ran)."
@@ -339,25 +337,33 @@ def _live_curve(hist:History, method:str='csl')->go.Figure:
     return pgr_by_teachers(Report.from_history(hist), reference=PAPER_PGR, methods=CURVE_METHODS)
 
 # %% ../nbs/08_viz.ipynb #787499bd
+_STATUS_EVERY = 0.2  # seconds between two status lines from `after_epoch` (hundreds of epochs a second on a GPU)
+
 class Dashboard(Callback):
-    "Live view of a run in a notebook: status line, progress bar and figures; one figure update per round."
+    "Live view of a run in a notebook: status line, progress bar and figures, redrawn at most every `every` s."
     def __init__(self, method:str='csl', # the gate whose path and assignments are drawn
+                 every:float=1.0, # seconds between two redraws at least (the run's last round is always drawn)
+                 record:bool=True, # when the run ends, leave the final figures as plain outputs of its cell
                 ):
         import ipywidgets as W
-        self.method, self.hist, self.n_updates, self.t0 = method, History(), 0, None
+        self.method, self.every, self.record, self.hist = method, every, record, History()
+        self.n_updates, self.n_draws, self.t0, self.t_draw, self.t_status = 0, 0, None, -math.inf, -math.inf
         self.makers = dict(curve=_live_curve, accuracy=accuracy_by_level, routing=lambda h, m: routing_by_level(h),
                            filter=filter_quality, assignment=assignment_heatmap)
-        self.figs = {k: go.FigureWidget(f(self.hist, method)) for k, f in self.makers.items()}
+        self.outs = {k: W.Output(layout=W.Layout(width='100%')) for k in self.makers}
         self.status, self.bar = W.HTML('waiting for a run'), W.IntProgress(value=0, min=0, max=1, description='rounds')
-        self.widget = W.VBox([self.status, self.bar, *self.figs.values()])
+        self.widget = W.VBox([self.status, self.bar, *self.outs.values()], layout=W.Layout(width='100%'))
+        self.figs, self._shown = {}, {}
+        self.draw()
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
 
+
 # %% ../nbs/08_viz.ipynb #9f7cf130
 @patch
 def _status(self:Dashboard, info:dict, note:str='')->str:
-    "One line: method, level, round, epoch, val accuracy, elapsed time, device (and a note)." 
+    "One line: method, level, round, epoch, val accuracy, elapsed time, device (and a note)."
     el = time.perf_counter() - self.t0 if self.t0 is not None else 0.0
     parts = [f"<b>{html.escape(str(info.get('method', '')))}</b>"] if info.get('method') else []
     parts += [f'{k} {info[k]}' for k in ('level', 'round', 'epoch') if info.get(k) is not None]
@@ -372,21 +378,31 @@ def before_run(self:Dashboard, hist):
     self.status.value = self._status({}, 'started')
 
 @patch
-def after_epoch(self:Dashboard, hist, info:dict): self.status.value = self._status(info)
+def after_epoch(self:Dashboard, hist, info:dict):
+    now = time.perf_counter()
+    if now - self.t_status < _STATUS_EVERY: return
+    self.t_status, self.status.value = now, self._status(info)
+
 
 # %% ../nbs/08_viz.ipynb #f8a86efb
 @patch
-def refresh(self:Dashboard):
-    "Redraw every figure from the current `History` (one batched update each); counts as one update."
-    for k, f in self.makers.items(): _refresh(self.figs[k], f(self.hist, self.method))
-    self.n_updates += 1
+def draw(self:Dashboard):
+    "Redraw the figures from the current `History`: each figure whose spec changed is sent whole to its `Output`."
+    self.figs = {k: f(self.hist, self.method) for k, f in self.makers.items()}
+    for k, fig in self.figs.items():
+        b = figure_bundle(fig)
+        if b != self._shown.get(k):
+            self.outs[k].outputs = (dict(output_type='display_data', data=b, metadata={}),)
+            self._shown[k] = b
+    self.n_draws += 1; self.t_draw = time.perf_counter()
 
 @patch
 def after_round(self:Dashboard, hist, rec:Record):
     self.hist = hist; self.bar.max = max(self.bar.max, self.bar.value + 1); self.bar.value += 1
     where = dict(method=rec.method, level=rec.level, round=rec.round)
     self.status.value = self._status(where, f'test {rec.test_acc:.3f}')
-    self.refresh()
+    self.n_updates += 1
+    if time.perf_counter() - self.t_draw >= self.every: self.draw()
 
 @patch
 def after_level(self:Dashboard, hist, rec:Record):
@@ -395,7 +411,22 @@ def after_level(self:Dashboard, hist, rec:Record):
 @patch
 def after_run(self:Dashboard, hist):
     self.hist = hist; self.bar.value = self.bar.max
-    self.status.value = self._status({}, 'done')  # the elapsed time is in the line once
+    self.draw()
+    note = 'done'  # the elapsed time is in the line once
+    if self.record and _in_kernel():
+        from IPython.display import display
+        for o in self.outs.values(): o.outputs = ()  # the figures move below, as plain outputs: no duplicate
+        for b in self.final_outputs(): display(b, raw=True)
+        note = 'done; the final figures are below, saved with the notebook'
+    self.status.value = self._status({}, note)
+
+@patch
+def final_outputs(self:Dashboard)->list:
+    "The final figures as mime bundles: plotly's JSON (drawn with no kernel), a PNG too when plotly's renderer is png."
+    import plotly.io as pio
+    png = 'png' in str(pio.renderers.default)
+    return [figure_bundle(f, png=png) for f in self.figs.values()]
+
 
 # %% ../nbs/08_viz.ipynb #a8b83dc3
 def _pct(v)->str:
