@@ -416,6 +416,7 @@ def after_run(self:Dashboard, hist):
     if self.record and _in_kernel():
         from IPython.display import display
         for o in self.outs.values(): o.outputs = ()  # the figures move below, as plain outputs: no duplicate
+        self._shown = {}
         for b in self.final_outputs(): display(b, raw=True)
         note = 'done; the final figures are below, saved with the notebook'
     self.status.value = self._status({}, note)
