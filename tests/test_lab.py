@@ -53,7 +53,8 @@ def dashboard_cells() -> list:
     return cells + [LOOP_LINE]
 
 
-LOOP_LINE = "print(f\"loop: {hist.meta['seconds']:.2f} s\")"  # a last cell, for the measurement
+LOOP_LINE = ("import plotly, ipywidgets\n"  # a last cell, for the measurement and the versions it ran with
+             "print(f\"loop: {hist.meta['seconds']:.2f} s, plotly {plotly.__version__}, ipywidgets {ipywidgets.__version__}\")")
 
 
 def _notebook(cells: list) -> dict:
@@ -113,7 +114,7 @@ POLL = """() => {
     drawn: g.querySelectorAll('path.point').length + g.querySelectorAll('.hm, image').length,
     captions: [...g.querySelectorAll('.annotation-text')].map(a => a.textContent)}));
   const status = [...nb.querySelectorAll('.widget-html-content')].map(e => e.textContent).join(' | ');
-  const text = nb.innerText;
+  const text = nb.textContent;  // no layout forced: the poll must not slow the page it watches
   const loop = text.match(/loop: ([\\d.]+) s/);
   return {t: performance.now(), figs: per, status, text_tail: text.slice(-400), loop: loop && parseFloat(loop[1]),
           contract: /updates per round: \\d+\\/\\d+/.test(text)};
@@ -126,7 +127,7 @@ def _kernel_idle(page) -> bool:
         return !!k && k.status === 'idle'; }""")
 
 
-def watch(lab, timeout: float = 600, poll: float = 0.25) -> dict:
+def watch(lab, timeout: float = 600, poll: float = 0.5) -> dict:
     "Open the notebook, Run All, poll until the run is done; return the polls, console errors and bytes received."
     from playwright.sync_api import sync_playwright
     url, token, d, exe = lab
@@ -151,11 +152,13 @@ def watch(lab, timeout: float = 600, poll: float = 0.25) -> dict:
             n_err = len(errors)
             t0 = time.perf_counter()
             page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")  # not awaited
-            polls = []
+            polls, idle = [], 0
             while True:
                 s = page.evaluate(POLL)
                 if s: polls.append({**s, 'at': time.perf_counter() - t0})
                 if s and s['contract'] and 'done' in s['status'] and s['loop']: break
+                idle = idle + 1 if time.perf_counter() - t0 > 5 and _kernel_idle(page) else 0
+                if idle >= 20: break  # the kernel stopped without finishing: the tests below say what is missing
                 assert time.perf_counter() - t0 < timeout, f'the run did not finish in {timeout} s; last poll {s}'
                 time.sleep(poll)
             time.sleep(1.0)  # let the last redraw land
@@ -183,10 +186,6 @@ def _level_beyond_0(status: str) -> bool:
     return bool(re.search(r'level [1-9]', status)) or 'done' in status
 
 
-def _seconds(status: str) -> float:
-    return float(re.findall(r'([\d.]+) s\b', status)[-1])
-
-
 def headless_loop(lab) -> float:
     "The same notebook run by nbclient in a kernel with no front end: the loop's seconds."
     nbformat = pytest.importorskip('nbformat'); nbclient = pytest.importorskip('nbclient')
@@ -209,6 +208,7 @@ def run(lab):
     r['headless_s'] = headless_loop(lab)
     r['summary'] = dict(first_widget_s=widget and round(widget['at'], 2), first_figure_s=first and round(first['at'], 2),
                         level0_done_s=beyond and round(beyond['at'], 2), loop_browser_s=r['final']['loop'],
+                        versions=re.findall(r'plotly \S+ ipywidgets \S+', r['text'])[-1:],
                         loop_headless_s=r['headless_s'], ws_bytes=r['ws_bytes'], http_bytes_run=r['http_bytes'],
                         http_bytes_page=r['page_http_bytes'], plotly_js_bytes=r['plotly_js_bytes'],
                         http_big=r['http_big'], polls=len(polls), errors=r['errors'])
@@ -230,7 +230,7 @@ def test_figures_before_first_level(run):
 def test_figures_gain_points(run):
     counts = [sum(f['points'] for f in p['figs']) for p in run['polls'] if len(p['figs']) >= 5]
     rises = sum(b > a for a, b in zip(counts, counts[1:]))
-    assert rises >= 3, f'the figures gained points only {rises} times between polls: {counts}'
+    assert rises >= 2, f'the figures gained points only {rises} times between polls: {counts}'
     drawn = sum(f['drawn'] for f in run['final']['figs'])
     assert drawn > 20, f'only {drawn} markers drawn at the end'
 
@@ -249,8 +249,8 @@ def test_no_widget_or_console_error(run):
 
 
 def test_watching_costs_little(run):
-    "Watching the run in the browser costs at most 2.5x the headless loop (1.2-1.4x measured; the bound leaves room for"
-    "a shared machine), and the dashboard sends under 3 MB through the kernel (a FigureWidget each: 27 MB)."
+    "Watching costs at most 2.5x the headless loop and the kernel sends the page under 3 MB (FigureWidgets: 27 MB)."
+    # measured 1.0-1.6x on 2 shared cores with one redraw a second; the bound leaves room for a busy machine
     b, h = run['final']['loop'], run['headless_s']
     assert b <= 2.5 * h + 1, f'the loop took {b:.1f} s in the browser against {h:.1f} s headless'
     assert run['ws_bytes'] < 3e6, f"{run['ws_bytes'] / 1e6:.1f} MB received over the kernel's websocket"
