@@ -490,7 +490,8 @@ def co_supervise(p:Problem, # features, teachers, hierarchy, splits (and the tru
     hist = History(meta=dict(config=_cfg_dict(cfg), seed=seed, device=str(dev), kind=p.hierarchy.kind,
                              labels='soft' if cfg.probe.soft else 'hard', gates=run_gates(cfg, baselines),
                              select=cfg.probe.select, teacher_labels=len(p.splits.get('teach', ())),
-                             n_teachers=[p.hierarchy.n_teachers(l) for l in range(p.n_levels)], **provenance()))
+                             n_teachers=[p.hierarchy.n_teachers(l) for l in range(p.n_levels)],
+                             scopes=p.hierarchy.levels, **provenance()))  # scopes: the figures' teacher names
     test = p.splits['test']
     hist.weak_acc = accuracy(p.bank.probs[0][test, 0].float(), p.truth.labels[test])
     _notify(cbs, 'before_run', hist)

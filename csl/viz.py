@@ -16,8 +16,8 @@ from .experiments import paired
 
 # %% auto #0
 __all__ = ['COLORS', 'PLOTLY_MIME', 'csl_path', 'step_label', 'accuracy_by_level', 'hierarchy_figure', 'teacher_accuracy',
-           'filter_quality', 'routing_by_level', 'assignment_heatmap', 'pgr_points', 'pgr_by_teachers', 'figure_bundle',
-           'Dashboard', 'save_html']
+           'filter_quality', 'routing_by_level', 'assignment_heatmap', 'assignment_by_level', 'pgr_points',
+           'pgr_by_teachers', 'figure_bundle', 'Dashboard', 'save_html']
 
 # %% ../nbs/08_viz.ipynb #df14ded5
 def csl_path(hist:History, # a run's history
@@ -193,7 +193,11 @@ def _share(counts)->tuple:
     tot = c.sum(0, keepdims=True)  # (1, U)
     return np.divide(c, tot, out=np.zeros_like(c), where=tot > 0), c
 
-def _teacher_axis(k:int)->dict: return dict(tickvals=list(range(k)), ticktext=[f'teacher {i}' for i in range(k)])
+def _teacher_axis(k:int, scopes:list|None=None, names:list|None=None)->dict:
+    "Heatmap rows: each teacher named by its scope when the run recorded scopes ('t1: 2, 3'), else 'teacher i'."
+    text = ([f't{i}: {_scope_name(s, names)}' for i, s in enumerate(scopes)] if scopes and len(scopes) == k
+            else [f'teacher {i}' for i in range(k)])
+    return dict(tickvals=list(range(k)), ticktext=text)
 
 # %% ../nbs/08_viz.ipynb #495bb98d
 def assignment_heatmap(hist:History, # a run's history
@@ -221,14 +225,45 @@ def assignment_heatmap(hist:History, # a run's history
                         hovertemplate=f'teacher %{{y}}<br>{unit} %{{x}}<br>share %{{z:.1%}}'
                                       '<br>count %{customdata:.1f}<extra></extra>')
     title = lambda i: f'Assignment ({method}): {labels[i]}'
+    scopes = hist.meta.get('scopes') or []
+    rows = lambda i: _teacher_axis(len(recs[i].counts), scopes[recs[i].level] if recs[i].level < len(scopes) else None,
+                                   names)
     def step(i):  # slider step i: show trace i only, with its title and teacher axis
-        axis = {f'yaxis.{k}': v for k, v in _teacher_axis(len(recs[i].counts)).items()}
+        axis = {f'yaxis.{k}': v for k, v in rows(i).items()}
         return dict(label=labels[i], method='update', args=[{'visible': [j == i for j in range(len(recs))]},
                                                             {'title.text': title(i), **axis}])
     steps = [step(i) for i in range(len(recs))]
     n = len(recs) - 1
-    return fig.update_layout(title=title(n), yaxis=_teacher_axis(len(recs[n].counts)),
+    return fig.update_layout(title=title(n), yaxis=rows(n),
                              sliders=[dict(active=n, steps=steps, currentvalue=dict(prefix='step: '), pad=dict(t=40))])
+
+# %% ../nbs/08_viz.ipynb #f599490d
+def assignment_by_level(hist:History, # a run's history
+                        method:str='csl', # the gate whose assignments are drawn
+                        unit_names:list|None=None, # names of the units; default `hist.meta['unit_names']`, else 0..U-1
+                        height:int=380, # figure height in pixels
+                       )->go.Figure:
+    "The assignment heatmap without a slider: one panel per level (its last round), for static pictures."
+    _check_hist(hist, method, 'assignment_by_level')
+    levels = sorted({r.level for r in hist.of(method) if r.counts is not None})
+    recs = [hist.last(method, l) for l in levels]
+    if not recs: return assignment_heatmap(hist, method, unit_names, height)  # its empty figure, with its caption
+    from plotly.subplots import make_subplots
+    names, scopes = unit_names or hist.meta.get('unit_names'), hist.meta.get('scopes') or []
+    fig = make_subplots(rows=1, cols=len(recs), subplot_titles=[step_label(r) for r in recs], horizontal_spacing=0.12)
+    for j, r in enumerate(recs, 1):
+        share, c = _share(r.counts)  # (K, U), (K, U)
+        units = list(names) if names else [str(u) for u in range(c.shape[1])]
+        fig.add_heatmap(z=share.round(4), x=units, y=list(range(c.shape[0])), customdata=c.round(2),
+                        coloraxis='coloraxis', name=step_label(r), row=1, col=j,
+                        hovertemplate='teacher %{y}<br>%{x}: share %{z:.1%}, count %{customdata:.1f}<extra></extra>')
+        fig.update_yaxes(autorange='reversed', row=1, col=j,
+                         **_teacher_axis(c.shape[0], scopes[r.level] if r.level < len(scopes) else None, names))
+        fig.update_xaxes(type='category', row=1, col=j)
+    return fig.update_layout(title=f'Assignment ({method}) per level', height=height, margin=dict(t=70, b=40),
+                             coloraxis=dict(colorscale='Blues', cmin=0, cmax=1,
+                                            colorbar=dict(title='share', tickformat='.0%')))
+
 
 # %% ../nbs/08_viz.ipynb #cb229739
 def _vals(v)->list:
@@ -260,8 +295,8 @@ def _kinds(rep)->list:
 
 
 # %% ../nbs/08_viz.ipynb #064edb58
-_KIND_COLORS = {'soft': '#d62728', 'hard': '#1f77b4', None: '#2ca02c'}
-_METHOD_DASH = {'csl': 'solid', 'official': 'dashdot', 'oracle': 'dot'}
+_GATE_COLORS = {'csl': COLORS['test'], 'official': COLORS['official'], 'oracle': COLORS['oracle']}
+_KIND_DASH = {'soft': 'solid', 'hard': 'dash', None: 'solid'}  # colour says the gate, dash the kind of label
 
 def _gold_tag(rep, method:str, kind)->str:
     "' (N gold labels to select)' when the gate's students chose their epochs on gold labels (select='gold'), else ''."
@@ -289,14 +324,14 @@ def pgr_by_teachers(reports:Report|dict, # a Report or results dict (every label
             pts = pgr_points(rep, m, kind)
             if m != 'csl' and not pts: continue  # a gate this run did not walk
             n, mean, sd = zip(*pts) if pts else ((), (), ())
-            style = dict(color=_KIND_COLORS.get(kind, '#9467bd'), dash=_METHOD_DASH.get(m, 'solid'))
+            style = dict(color=_GATE_COLORS.get(m, '#9467bd'), dash=_KIND_DASH.get(kind, 'dot'))
             name = (f'{m} ({kind})' if kind else m) + _gold_tag(rep, m, kind)
             fig.add_scatter(x=n, y=mean, error_y=dict(array=sd, visible=any(sd)), name=name, mode='lines+markers',
                             line=style)
     for kind, pts in (reference or {}).items():
         n = sorted(pts)
         fig.add_scatter(x=n, y=[pts[k] for k in n], name=f'paper ({kind})', mode='lines+markers', opacity=0.5,
-                        line=dict(dash='dash', color=_KIND_COLORS.get(kind, '#7f7f7f'), width=1),
+                        line=dict(dash=_KIND_DASH.get(kind, 'dot'), color=COLORS['teachers'], width=1),
                         marker=dict(symbol='circle-open'))
     return fig
 
@@ -423,10 +458,11 @@ def after_run(self:Dashboard, hist):
 
 @patch
 def final_outputs(self:Dashboard)->list:
-    "The final figures as mime bundles: plotly's JSON (drawn with no kernel), a PNG too when plotly's renderer is png."
+    "The final figures as mime bundles: plotly's JSON (drawn with no kernel), a PNG too when the renderer is png."
     import plotly.io as pio
     png = 'png' in str(pio.renderers.default)
-    return [figure_bundle(f, png=png) for f in self.figs.values()]
+    figs = {**self.figs, 'assignment': assignment_by_level(self.hist, self.method)}  # no slider in a picture
+    return [figure_bundle(f, png=png) for f in figs.values()]
 
 
 # %% ../nbs/08_viz.ipynb #a8b83dc3
@@ -480,7 +516,7 @@ def save_html(path:str|Path, # file to write (its folder is created)
         raise InputError(f"save_html: hist is {type(hist).__name__}; expected a csl History")
     summary = results if results is not None else Report.from_history(hist)
     figs = [pgr_by_teachers(summary, reference=PAPER_PGR, methods=CURVE_METHODS), accuracy_by_level(hist, method),
-            routing_by_level(hist), assignment_heatmap(hist, method), filter_quality(hist, method)]
+            routing_by_level(hist), assignment_by_level(hist, method), filter_quality(hist, method)]
     divs = [f.to_html(full_html=False, include_plotlyjs=i == 0, config=dict(displaylogo=False))  # plotly.js once
             for i, f in enumerate(figs)]
     m = hist.meta
