@@ -9,11 +9,14 @@ Run All while the page is polled. The test asserts that
 - they gain points between polls (live, not drawn once at the end);
 - no placeholder caption stays on a figure that has data;
 - no widget error on the page and no error in the browser's console;
+- watching costs at most 2.5x the same cells run headless by nbclient (measured 1.0-1.6x on 2 shared cores), and
+  the kernel sends the page under 3 MB (five plotly `FigureWidget`s sent 27 MB: a plotly.js bundle each);
 - the run finishes (the status line says 'done' and the cell prints its contract line);
 
 and saves a screenshot of the finished dashboard to `nbs/images/dashboard.png` (the README shows it). It also
-measures what the issue asked for, written to `results/lab.json`: seconds from Run All to the first figure, the
-loop's time as the status line reports it, and bytes received by the page (websocket frames and static files).
+writes what it measured to `results/lab.json`: seconds from Run All to the first figure and to the end of level 0,
+the loop's seconds in the browser and headless, bytes received by the page (websocket frames, static files), the
+plotly and ipywidgets versions the kernel ran. About a minute on 2 cores.
 
 Needs `chromium` (Debian), `jupyterlab` and `playwright` (dev extras). Outside CI the test is skipped when one is
 missing; in CI (`CI` set) a missing one fails it.
@@ -182,7 +185,7 @@ def watch(lab, timeout: float = 600, poll: float = 0.5) -> dict:
 
 
 def _level_beyond_0(status: str) -> bool:
-    "The status line shows the loop past level 0: a level >= 1 or the end."
+    "The status line shows level 0 finished: 'level done' (level 0's is the first), a level >= 1, or the end."
     return bool(re.search(r'level [1-9]', status)) or 'done' in status
 
 
