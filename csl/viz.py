@@ -341,12 +341,13 @@ PLOTLY_MIME = 'application/vnd.plotly.v1+json'
 
 def figure_bundle(fig:go.Figure, # a figure
                   png:bool=False, # add a PNG too (kaleido), for viewers without plotly's renderer, e.g. GitHub
+                  still:go.Figure|None=None, # the figure the PNG shows, when a picture needs another (no slider)
                  )->dict:
     "A mime bundle that JupyterLab draws with plotly's own renderer (no widget, no plotly.js inside)."
     spec = json.loads(fig.to_json())  # plain JSON: numpy arrays as plotly's typed-array dicts
     out = {PLOTLY_MIME: {**spec, 'config': dict(displaylogo=False, responsive=True)},
            'text/plain': f'<plotly figure: {fig.layout.title.text or ""}>'}
-    if png: out['image/png'] = base64.b64encode(fig.to_image('png', width=900)).decode()
+    if png: out['image/png'] = base64.b64encode((still or fig).to_image('png', width=900)).decode()
     return out
 
 def _in_kernel()->bool:
@@ -461,8 +462,8 @@ def final_outputs(self:Dashboard)->list:
     "The final figures as mime bundles: plotly's JSON (drawn with no kernel), a PNG too when the renderer is png."
     import plotly.io as pio
     png = 'png' in str(pio.renderers.default)
-    figs = {**self.figs, 'assignment': assignment_by_level(self.hist, self.method)}  # no slider in a picture
-    return [figure_bundle(f, png=png) for f in figs.values()]
+    still = dict(assignment=assignment_by_level(self.hist, self.method))  # a picture has no slider: a panel per level
+    return [figure_bundle(f, png=png, still=still.get(k)) for k, f in self.figs.items()]
 
 
 # %% ../nbs/08_viz.ipynb #a8b83dc3

@@ -56,6 +56,7 @@ def check_record(nb):
     titles = [f['layout']['title']['text'] for f in figs]
     assert len(figs) == 5, f'the loop left {len(figs)} figures in its cell, expected 5: {titles}'
     assert titles[0].startswith('PGR') and titles[-1].startswith('Assignment'), titles
+    assert figs[-1]['layout'].get('sliders'), 'the final heatmap lost its (level, round) slider'
     assert not any(WIDGET_MIME in o.get('data', {}) for o in run.outputs), 'the static record holds a widget view'
     saved = nbformat.from_dict(nb); saved.metadata.pop('widgets', None)
     for c in saved.cells:

@@ -8,6 +8,7 @@ Run All while the page is polled. The test asserts that
 - the figures are on screen before the loop's first level (level 0, the naive W2S student) has finished;
 - they gain points between polls (live, not drawn once at the end);
 - no placeholder caption stays on a figure that has data;
+- at the end a data point shows plotly's hover label, and the heatmap has its (level, round) slider;
 - no widget error on the page and no error in the browser's console;
 - watching costs at most 2.5x the same cells run headless by nbclient (measured 1.0-1.6x on 2 shared cores), and
   the kernel sends the page under 3 MB (five plotly `FigureWidget`s sent 27 MB: a plotly.js bundle each);
@@ -115,6 +116,7 @@ POLL = """() => {
   const per = figs.map(g => ({
     points: (g.data || []).reduce((n, t) => n + (t.type === 'heatmap' ? (t.z ? 1 : 0) : (t.x ? t.x.length : 0)), 0),
     drawn: g.querySelectorAll('path.point').length + g.querySelectorAll('.hm, image').length,
+    sliders: g.querySelectorAll('.slider-container').length,
     captions: [...g.querySelectorAll('.annotation-text')].map(a => a.textContent)}));
   const status = [...nb.querySelectorAll('.widget-html-content')].map(e => e.textContent).join(' | ');
   const text = nb.textContent;  // no layout forced: the poll must not slow the page it watches
@@ -166,6 +168,11 @@ def watch(lab, timeout: float = 600, poll: float = 0.5) -> dict:
                 time.sleep(poll)
             time.sleep(1.0)  # let the last redraw land
             final = page.evaluate(POLL)
+            # hover: the mouse over a data point of the first figure brings up plotly's label
+            pt = page.locator('.js-plotly-plot path.point').first.bounding_box()
+            page.mouse.move(pt['x'] + pt['width'] / 2, pt['y'] + pt['height'] / 2); page.wait_for_timeout(1000)
+            hover = page.evaluate("() => document.querySelectorAll('.hoverlayer .hovertext').length")
+            page.mouse.move(1, 1); page.wait_for_timeout(500)
             # the finished dashboard: its status line and bar, and the final figures below them (the run's cell)
             (ROOT/'results').mkdir(exist_ok=True); page.screenshot(path=str(ROOT/'results'/'lab_page.png'))
             boxes = [page.locator('.jp-Cell').nth(i).locator('.jp-Cell-outputArea').bounding_box() for i in (1, 2)]
@@ -178,7 +185,7 @@ def watch(lab, timeout: float = 600, poll: float = 0.5) -> dict:
             browser.close()
     ws_bytes = sum(n for t, n in frames if t >= t0)
     http = [(u, n) for t, u, n in sizes if t >= t0]
-    return dict(polls=polls, final=final, errors=errors, pre_run_errors=errors[:n_err], text=text,
+    return dict(polls=polls, final=final, hover=hover, errors=errors, pre_run_errors=errors[:n_err], text=text,
                 ws_bytes=ws_bytes, http_bytes=sum(n for _, n in http), page_http_bytes=sum(n for _, _, n in sizes),
                 plotly_js_bytes=sum(n for _, u, n in sizes if 'plotly' in u),
                 http_big=sorted([(n, u.split('?')[0][-80:]) for u, n in http if n > 100_000], reverse=True))
@@ -214,7 +221,7 @@ def run(lab):
                         versions=re.findall(r'plotly \S+ ipywidgets \S+', r['text'])[-1:],
                         loop_headless_s=r['headless_s'], ws_bytes=r['ws_bytes'], http_bytes_run=r['http_bytes'],
                         http_bytes_page=r['page_http_bytes'], plotly_js_bytes=r['plotly_js_bytes'],
-                        http_big=r['http_big'], polls=len(polls), errors=r['errors'])
+                        http_big=r['http_big'], polls=len(polls), hover_labels=r['hover'], errors=r['errors'])
     (ROOT/'results').mkdir(exist_ok=True)
     (ROOT/'results'/'lab.json').write_text(json.dumps(r['summary'], indent=1))
     print(json.dumps(r['summary'], indent=1))
@@ -249,6 +256,11 @@ def test_no_widget_or_console_error(run):
     bad = [e for e in WIDGET_ERRORS if e in run['text']]
     assert not bad, f'widget error on the page: {bad}'
     assert not run['errors'], f'browser console errors: {run["errors"][:10]}'
+
+
+def test_hover_and_slider(run):
+    assert run['hover'] > 0, 'no hover label over a data point'
+    assert any(f['sliders'] for f in run['final']['figs']), "the heatmap's (level, round) slider is missing"
 
 
 def test_watching_costs_little(run):
