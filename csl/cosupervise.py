@@ -538,7 +538,8 @@ def start_run(p:Problem, # the problem
     hist = History(meta=dict(config=_cfg_dict(cfg), seed=seed, device=str(dev), kind=p.hierarchy.kind,
                              labels='soft' if cfg.probe.soft else 'hard', gates=gates,
                              select=cfg.probe.select, teacher_labels=len(p.splits.get('teach', ())),
-                             n_teachers=[p.hierarchy.n_teachers(l) for l in range(p.n_levels)], **provenance()))
+                             n_teachers=[p.hierarchy.n_teachers(l) for l in range(p.n_levels)],
+                             scopes=p.hierarchy.levels, **provenance()))  # scopes: the figures' teacher names
     test = p.splits['test']
     hist.weak_acc = accuracy(p.bank.probs[0][test, 0].float(), p.truth.labels[test])
     cbs = [cbs] if isinstance(cbs, Callback) else list(cbs or ())

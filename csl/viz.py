@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_viz.ipynb #85ab24e5
 from __future__ import annotations
-import html, math, statistics, time
+import base64, html, json, math, statistics, time
 from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
@@ -15,8 +15,9 @@ from .student import SELECT_RULES
 from .experiments import paired
 
 # %% auto #0
-__all__ = ['COLORS', 'csl_path', 'step_label', 'accuracy_by_level', 'hierarchy_figure', 'teacher_accuracy', 'filter_quality',
-           'routing_by_level', 'assignment_heatmap', 'pgr_points', 'pgr_by_teachers', 'Dashboard', 'save_html']
+__all__ = ['COLORS', 'PLOTLY_MIME', 'csl_path', 'step_label', 'accuracy_by_level', 'hierarchy_figure', 'teacher_accuracy',
+           'filter_quality', 'routing_by_level', 'assignment_heatmap', 'assignment_by_level', 'pgr_points',
+           'pgr_by_teachers', 'figure_bundle', 'Dashboard', 'save_html']
 
 # %% ../nbs/08_viz.ipynb #df14ded5
 def csl_path(hist:History, # a run's history
@@ -192,7 +193,11 @@ def _share(counts)->tuple:
     tot = c.sum(0, keepdims=True)  # (1, U)
     return np.divide(c, tot, out=np.zeros_like(c), where=tot > 0), c
 
-def _teacher_axis(k:int)->dict: return dict(tickvals=list(range(k)), ticktext=[f'teacher {i}' for i in range(k)])
+def _teacher_axis(k:int, scopes:list|None=None, names:list|None=None)->dict:
+    "Heatmap rows: each teacher named by its scope when the run recorded scopes ('t1: 2, 3'), else 'teacher i'."
+    text = ([f't{i}: {_scope_name(s, names)}' for i, s in enumerate(scopes)] if scopes and len(scopes) == k
+            else [f'teacher {i}' for i in range(k)])
+    return dict(tickvals=list(range(k)), ticktext=text)
 
 # %% ../nbs/08_viz.ipynb #495bb98d
 def assignment_heatmap(hist:History, # a run's history
@@ -220,14 +225,45 @@ def assignment_heatmap(hist:History, # a run's history
                         hovertemplate=f'teacher %{{y}}<br>{unit} %{{x}}<br>share %{{z:.1%}}'
                                       '<br>count %{customdata:.1f}<extra></extra>')
     title = lambda i: f'Assignment ({method}): {labels[i]}'
+    scopes = hist.meta.get('scopes') or []
+    rows = lambda i: _teacher_axis(len(recs[i].counts), scopes[recs[i].level] if recs[i].level < len(scopes) else None,
+                                   names)
     def step(i):  # slider step i: show trace i only, with its title and teacher axis
-        axis = {f'yaxis.{k}': v for k, v in _teacher_axis(len(recs[i].counts)).items()}
+        axis = {f'yaxis.{k}': v for k, v in rows(i).items()}
         return dict(label=labels[i], method='update', args=[{'visible': [j == i for j in range(len(recs))]},
                                                             {'title.text': title(i), **axis}])
     steps = [step(i) for i in range(len(recs))]
     n = len(recs) - 1
-    return fig.update_layout(title=title(n), yaxis=_teacher_axis(len(recs[n].counts)),
+    return fig.update_layout(title=title(n), yaxis=rows(n),
                              sliders=[dict(active=n, steps=steps, currentvalue=dict(prefix='step: '), pad=dict(t=40))])
+
+# %% ../nbs/08_viz.ipynb #f599490d
+def assignment_by_level(hist:History, # a run's history
+                        method:str='csl', # the gate whose assignments are drawn
+                        unit_names:list|None=None, # names of the units; default `hist.meta['unit_names']`, else 0..U-1
+                        height:int=380, # figure height in pixels
+                       )->go.Figure:
+    "The assignment heatmap without a slider: one panel per level (its last round), for static pictures."
+    _check_hist(hist, method, 'assignment_by_level')
+    levels = sorted({r.level for r in hist.of(method) if r.counts is not None})
+    recs = [hist.last(method, l) for l in levels]
+    if not recs: return assignment_heatmap(hist, method, unit_names, height)  # its empty figure, with its caption
+    from plotly.subplots import make_subplots
+    names, scopes = unit_names or hist.meta.get('unit_names'), hist.meta.get('scopes') or []
+    fig = make_subplots(rows=1, cols=len(recs), subplot_titles=[step_label(r) for r in recs], horizontal_spacing=0.12)
+    for j, r in enumerate(recs, 1):
+        share, c = _share(r.counts)  # (K, U), (K, U)
+        units = list(names) if names else [str(u) for u in range(c.shape[1])]
+        fig.add_heatmap(z=share.round(4), x=units, y=list(range(c.shape[0])), customdata=c.round(2),
+                        coloraxis='coloraxis', name=step_label(r), row=1, col=j,
+                        hovertemplate='teacher %{y}<br>%{x}: share %{z:.1%}, count %{customdata:.1f}<extra></extra>')
+        fig.update_yaxes(autorange='reversed', row=1, col=j,
+                         **_teacher_axis(c.shape[0], scopes[r.level] if r.level < len(scopes) else None, names))
+        fig.update_xaxes(type='category', row=1, col=j)
+    return fig.update_layout(title=f'Assignment ({method}) per level', height=height, margin=dict(t=70, b=40),
+                             coloraxis=dict(colorscale='Blues', cmin=0, cmax=1,
+                                            colorbar=dict(title='share', tickformat='.0%')))
+
 
 # %% ../nbs/08_viz.ipynb #cb229739
 def _vals(v)->list:
@@ -259,8 +295,8 @@ def _kinds(rep)->list:
 
 
 # %% ../nbs/08_viz.ipynb #064edb58
-_KIND_COLORS = {'soft': '#d62728', 'hard': '#1f77b4', None: '#2ca02c'}
-_METHOD_DASH = {'csl': 'solid', 'official': 'dashdot', 'oracle': 'dot'}
+_GATE_COLORS = {'csl': COLORS['test'], 'official': COLORS['official'], 'oracle': COLORS['oracle']}
+_KIND_DASH = {'soft': 'solid', 'hard': 'dash', None: 'solid'}  # colour says the gate, dash the kind of label
 
 def _gold_tag(rep, method:str, kind)->str:
     "' (N gold labels to select)' when the gate's students chose their epochs on gold labels (select='gold'), else ''."
@@ -288,40 +324,37 @@ def pgr_by_teachers(reports:Report|dict, # a Report or results dict (every label
             pts = pgr_points(rep, m, kind)
             if m != 'csl' and not pts: continue  # a gate this run did not walk
             n, mean, sd = zip(*pts) if pts else ((), (), ())
-            style = dict(color=_KIND_COLORS.get(kind, '#9467bd'), dash=_METHOD_DASH.get(m, 'solid'))
+            style = dict(color=_GATE_COLORS.get(m, '#9467bd'), dash=_KIND_DASH.get(kind, 'dot'))
             name = (f'{m} ({kind})' if kind else m) + _gold_tag(rep, m, kind)
             fig.add_scatter(x=n, y=mean, error_y=dict(array=sd, visible=any(sd)), name=name, mode='lines+markers',
                             line=style)
     for kind, pts in (reference or {}).items():
         n = sorted(pts)
         fig.add_scatter(x=n, y=[pts[k] for k in n], name=f'paper ({kind})', mode='lines+markers', opacity=0.5,
-                        line=dict(dash='dash', color=_KIND_COLORS.get(kind, '#7f7f7f'), width=1),
+                        line=dict(dash=_KIND_DASH.get(kind, 'dot'), color=COLORS['teachers'], width=1),
                         marker=dict(symbol='circle-open'))
     return fig
 
 
 # %% ../nbs/08_viz.ipynb #0c5d0ccc
-def _dropped(old:dict, new:dict, prefix:str='')->list:
-    "Dotted paths of the layout keys `old` has and `new` lacks (annotations, shapes, axis ranges), the template aside."
-    out = []
-    for k, v in old.items():
-        if k == 'template': continue
-        if k not in new: out.append(prefix + k)
-        elif isinstance(v, dict) and isinstance(new[k], dict): out += _dropped(v, new[k], f'{prefix}{k}.')
+PLOTLY_MIME = 'application/vnd.plotly.v1+json'
+
+def figure_bundle(fig:go.Figure, # a figure
+                  png:bool=False, # add a PNG too (kaleido), for viewers without plotly's renderer, e.g. GitHub
+                  still:go.Figure|None=None, # the figure the PNG shows, when a picture needs another (no slider)
+                 )->dict:
+    "A mime bundle that JupyterLab draws with plotly's own renderer (no widget, no plotly.js inside)."
+    spec = json.loads(fig.to_json())  # plain JSON: numpy arrays as plotly's typed-array dicts
+    out = {PLOTLY_MIME: {**spec, 'config': dict(displaylogo=False, responsive=True)},
+           'text/plain': f'<plotly figure: {fig.layout.title.text or ""}>'}
+    if png: out['image/png'] = base64.b64encode((still or fig).to_image('png', width=900)).decode()
     return out
 
-def _refresh(fw:go.FigureWidget, fig:go.Figure):
-    "Bring a FigureWidget to `fig` in one batched update (traces are replaced when their number or types change)."
-    with fw.batch_update():
-        if [t.type for t in fw.data] != [t.type for t in fig.data]:
-            fw.data = (); fw.add_traces(list(fig.data))
-        else:
-            for a, b in zip(fw.data, fig.data): a.update(b.to_plotly_json(), overwrite=True)
-        # plotly's layout setter sends the browser only the keys the new layout has: a placeholder caption of the
-        # empty figure would stay drawn there. Unset what the new layout lacks first (the browser gets the nulls).
-        gone = _dropped(fw.layout.to_plotly_json(), fig.layout.to_plotly_json())
-        if gone: fw.plotly_relayout({k: None for k in gone})
-        fw.layout = fig.layout
+def _in_kernel()->bool:
+    "True inside a Jupyter kernel (a front end may show outputs), False in a script or under nbdev_test."
+    try: from IPython import get_ipython
+    except ImportError: return False
+    return getattr(get_ipython(), 'kernel', None) is not None
 
 def _expected_rounds(meta:dict)->int:
     "Rounds a run makes: with baselines the ceiling and the reference students, level 0, then each gate's steps."
@@ -331,6 +364,7 @@ def _expected_rounds(meta:dict)->int:
     refs = 1 + int((meta.get('teacher_labels') or 0) > 0) + int(meta.get('select') == 'gold')
     return refs * int(len(gates) > 1) + 1 + (L - 1) * R * len(gates)
 
+
 # %% ../nbs/08_viz.ipynb #226f14e0
 def _live_curve(hist:History, method:str='csl')->go.Figure:
     "The PGR curve of a run so far: a point per finished level and curve gate (known once the ceiling ran)."
@@ -339,25 +373,33 @@ def _live_curve(hist:History, method:str='csl')->go.Figure:
     return pgr_by_teachers(Report.from_history(hist), reference=PAPER_PGR, methods=CURVE_METHODS)
 
 # %% ../nbs/08_viz.ipynb #787499bd
+_STATUS_EVERY = 0.2  # seconds between two status lines from `after_epoch` (hundreds of epochs a second on a GPU)
+
 class Dashboard(Callback):
-    "Live view of a run in a notebook: status line, progress bar and figures; one figure update per round."
+    "Live view of a run in a notebook: status line, progress bar and figures, redrawn at most every `every` s."
     def __init__(self, method:str='csl', # the gate whose path and assignments are drawn
+                 every:float=1.0, # seconds between two redraws at least (the run's last round is always drawn)
+                 record:bool=True, # when the run ends, leave the final figures as plain outputs of its cell
                 ):
         import ipywidgets as W
-        self.method, self.hist, self.n_updates, self.t0 = method, History(), 0, None
+        self.method, self.every, self.record, self.hist = method, every, record, History()
+        self.n_updates, self.n_draws, self.t0, self.t_draw, self.t_status = 0, 0, None, -math.inf, -math.inf
         self.makers = dict(curve=_live_curve, accuracy=accuracy_by_level, routing=lambda h, m: routing_by_level(h),
                            filter=filter_quality, assignment=assignment_heatmap)
-        self.figs = {k: go.FigureWidget(f(self.hist, method)) for k, f in self.makers.items()}
+        self.outs = {k: W.Output(layout=W.Layout(width='100%')) for k in self.makers}
         self.status, self.bar = W.HTML('waiting for a run'), W.IntProgress(value=0, min=0, max=1, description='rounds')
-        self.widget = W.VBox([self.status, self.bar, *self.figs.values()])
+        self.widget = W.VBox([self.status, self.bar, *self.outs.values()], layout=W.Layout(width='100%'))
+        self.figs, self._shown = {}, {}
+        self.draw()
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
 
+
 # %% ../nbs/08_viz.ipynb #9f7cf130
 @patch
 def _status(self:Dashboard, info:dict, note:str='')->str:
-    "One line: method, level, round, epoch, val accuracy, elapsed time, device (and a note)." 
+    "One line: method, level, round, epoch, val accuracy, elapsed time, device (and a note)."
     el = time.perf_counter() - self.t0 if self.t0 is not None else 0.0
     parts = [f"<b>{html.escape(str(info.get('method', '')))}</b>"] if info.get('method') else []
     parts += [f'{k} {info[k]}' for k in ('level', 'round', 'epoch') if info.get(k) is not None]
@@ -372,21 +414,31 @@ def before_run(self:Dashboard, hist):
     self.status.value = self._status({}, 'started')
 
 @patch
-def after_epoch(self:Dashboard, hist, info:dict): self.status.value = self._status(info)
+def after_epoch(self:Dashboard, hist, info:dict):
+    now = time.perf_counter()
+    if now - self.t_status < _STATUS_EVERY: return
+    self.t_status, self.status.value = now, self._status(info)
+
 
 # %% ../nbs/08_viz.ipynb #f8a86efb
 @patch
-def refresh(self:Dashboard):
-    "Redraw every figure from the current `History` (one batched update each); counts as one update."
-    for k, f in self.makers.items(): _refresh(self.figs[k], f(self.hist, self.method))
-    self.n_updates += 1
+def draw(self:Dashboard):
+    "Redraw the figures from the current `History`: each figure whose spec changed is sent whole to its `Output`."
+    self.figs = {k: f(self.hist, self.method) for k, f in self.makers.items()}
+    for k, fig in self.figs.items():
+        b = figure_bundle(fig)
+        if b != self._shown.get(k):
+            self.outs[k].outputs = (dict(output_type='display_data', data=b, metadata={}),)
+            self._shown[k] = b
+    self.n_draws += 1; self.t_draw = time.perf_counter()
 
 @patch
 def after_round(self:Dashboard, hist, rec:Record):
     self.hist = hist; self.bar.max = max(self.bar.max, self.bar.value + 1); self.bar.value += 1
     where = dict(method=rec.method, level=rec.level, round=rec.round)
     self.status.value = self._status(where, f'test {rec.test_acc:.3f}')
-    self.refresh()
+    self.n_updates += 1
+    if time.perf_counter() - self.t_draw >= self.every: self.draw()
 
 @patch
 def after_level(self:Dashboard, hist, rec:Record):
@@ -395,7 +447,24 @@ def after_level(self:Dashboard, hist, rec:Record):
 @patch
 def after_run(self:Dashboard, hist):
     self.hist = hist; self.bar.value = self.bar.max
-    self.status.value = self._status({}, 'done')  # the elapsed time is in the line once
+    self.draw()
+    note = 'done'  # the elapsed time is in the line once
+    if self.record and _in_kernel():
+        from IPython.display import display
+        for o in self.outs.values(): o.outputs = ()  # the figures move below, as plain outputs: no duplicate
+        self._shown = {}
+        for b in self.final_outputs(): display(b, raw=True)
+        note = 'done; the final figures are below, saved with the notebook'
+    self.status.value = self._status({}, note)
+
+@patch
+def final_outputs(self:Dashboard)->list:
+    "The final figures as mime bundles: plotly's JSON (drawn with no kernel), a PNG too when the renderer is png."
+    import plotly.io as pio
+    png = 'png' in str(pio.renderers.default)
+    still = dict(assignment=assignment_by_level(self.hist, self.method))  # a picture has no slider: a panel per level
+    return [figure_bundle(f, png=png, still=still.get(k)) for k, f in self.figs.items()]
+
 
 # %% ../nbs/08_viz.ipynb #a8b83dc3
 def _pct(v)->str:
@@ -448,7 +517,7 @@ def save_html(path:str|Path, # file to write (its folder is created)
         raise InputError(f"save_html: hist is {type(hist).__name__}; expected a csl History")
     summary = results if results is not None else Report.from_history(hist)
     figs = [pgr_by_teachers(summary, reference=PAPER_PGR, methods=CURVE_METHODS), accuracy_by_level(hist, method),
-            routing_by_level(hist), assignment_heatmap(hist, method), filter_quality(hist, method)]
+            routing_by_level(hist), assignment_by_level(hist, method), filter_quality(hist, method)]
     divs = [f.to_html(full_html=False, include_plotlyjs=i == 0, config=dict(displaylogo=False))  # plotly.js once
             for i, f in enumerate(figs)]
     m = hist.meta

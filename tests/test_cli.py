@@ -104,14 +104,14 @@ def test_main_job_curve(default_run):
 
 
 def test_default_report_renders(default_run):
-    "The default's HTML report: the curve with the paper's overlay and a heatmap frame per level, drawn in Chromium."
+    "The default's HTML report: the curve with the paper's overlay and a heatmap panel per level, drawn in Chromium."
     from test_browser import _chromium, _screenshot
     np = pytest.importorskip('numpy'); Image = pytest.importorskip('PIL.Image')
     p, tmp = default_run
     page = (tmp/'report.html').read_text()
     for name in ('csl (soft)', 'csl (hard)', 'official (soft)', 'oracle (hard)', 'paper (soft)', 'paper (hard)'):
         assert f'"name":"{name}"' in page, name                       # the curve's traces
-    for l, k in zip(LEVELS, (2, 4, 8)): assert f'"label":"L{l} ({k} teachers)"' in page   # a heatmap slider step per level
+    for l, k in zip(LEVELS, (2, 4, 8)): assert f'"name":"L{l} ({k} teachers)"' in page   # a heatmap panel per level
     png = _screenshot(_chromium(), tmp/'report.html', tmp/'report.png')
     img = np.asarray(Image.open(png).convert('RGB')).astype(float)  # (H, W, 3)
     assert img.std() > 10 and (img.max(-1) - img.min(-1) > 80).sum() > 500, 'the report rendered blank'
