@@ -222,7 +222,7 @@ def with_self(g:GateInput)->Assignment:
     if units is None or nb is None: return _one_teacher(g)
     return _route(g, scope_mass((units.float() + nb.float()) / 2, g.owner, g.k).argmax(1))  # (N,)
 
-# %% ../nbs/04_assign.ipynb #424c8fa6
+# %% ../nbs/04_assign.ipynb #288b2aa2
 def few_shot_product(unit_probs:torch.Tensor, # (N, U) the student's unit probabilities
                      few_shot:torch.Tensor|None, # (N, U) the few-shot student's; None: no labelled set (uniform)
                     )->torch.Tensor: # (N, U) float32 rows that sum to 1
