@@ -6,6 +6,7 @@
 from __future__ import annotations
 import copy, math, time
 from dataclasses import dataclass, asdict, replace
+from typing import NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -189,6 +190,12 @@ def _adam(probe, cfg, fused:bool):
     return torch.optim.Adam(probe.parameters(), **kw)
 
 # %% ../nbs/06_student.ipynb #9ed78d16
+class _Best(NamedTuple):
+    "The epoch kept so far under `select`: its agreement with the labels that choose, its index, its weights."
+    val_acc:float
+    epoch:int|None
+    state:dict|None
+
 def fit_probe(x:torch.Tensor, # (N, D) frozen features of the training samples
               targets:torch.Tensor, # (N, C) teacher probabilities or (N,) class ids
               cfg:ProbeConfig|None=None, # how to train; `ProbeConfig()` when None
@@ -221,7 +228,7 @@ def fit_probe(x:torch.Tensor, # (N, D) frozen features of the training samples
     fast = cfg.fast and cfg.hidden == 0
     opt, total = _adam(probe, cfg, fast), epochs * math.ceil(len(x) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-    gen, step, best = torch.Generator().manual_seed(seed), 0, (-1., None, None)
+    gen, step, best = torch.Generator().manual_seed(seed), 0, _Best(-1., None, None)
     if fast: xs = ((x - probe.mean) / probe.std).to(_DTYPES[cfg.precision])  # (N, D) standardized once
     std = lambda z: ((z - probe.mean) / probe.std).to(xs.dtype) if fast and z is not None else z  # the fast path's copy
     xv, xt = std(x_val), std(x_test)  # (N_val, D), (N_test, D)
@@ -236,12 +243,13 @@ def fit_probe(x:torch.Tensor, # (N, D) frozen features of the training samples
         if x_val is not None:
             m['val_acc'] = acc(xv, y_val)
             if cfg.select != 'last' and m['val_acc'] > best[0]:
-                best = (m['val_acc'], ep, copy.deepcopy(probe.state_dict()))
+                best = _Best(m['val_acc'], ep, copy.deepcopy(probe.state_dict()))
         if x_test is not None: m['test_acc'] = acc(xt, y_test)  # measurement only
         probe.history.append(m)
         if cb is not None: cb(ep, m)
     if x_val is not None and cfg.select != 'last':
-        probe.load_state_dict(best[2]); probe.val_acc, probe.best_epoch = best[0], best[1]
+        probe.load_state_dict(best.state)
+        probe.val_acc, probe.best_epoch = best.val_acc, best.epoch
     elif x_val is not None: probe.val_acc, probe.best_epoch = probe.history[-1]['val_acc'], epochs - 1
     return probe.eval()
 

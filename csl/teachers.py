@@ -252,10 +252,10 @@ def teacher_budgets(data:CSLData, # the data; its 'teach' split holds the labell
                          f"in data {data.name!r}'s 'teach' split; {len(empty)} such scope(s)")
     if budget == 'scope': return [[teach[in_scope(l, k)] for k in teachers(l)] for l in levels]
     most = min(min(a) for a in avail)
-    budget = most if n_per_teacher is None else n_per_teacher
-    if budget > most:
-        short = [(l, k, v) for l, a in enumerate(avail) for k, v in enumerate(a) if v < budget]
-        raise InputError(f"n_per_teacher={budget} but {len(short)} teacher(s) have fewer labelled samples, e.g. "
+    per_teacher = most if n_per_teacher is None else n_per_teacher  # the 'equal' budget, in labelled samples
+    if per_teacher > most:
+        short = [(l, k, v) for l, a in enumerate(avail) for k, v in enumerate(a) if v < per_teacher]
+        raise InputError(f"n_per_teacher={per_teacher} but {len(short)} teacher(s) have fewer labelled samples, e.g. "
                          f"level {short[0][0]} teacher {short[0][1]} has {short[0][2]}; expected n_per_teacher <= "
                          f"{most} (or None)")
     leaf = hierarchy.owner(hierarchy.n_levels - 1)[teach_units]  # (n_teach,) finest scope of each labelled sample
@@ -264,7 +264,7 @@ def teacher_budgets(data:CSLData, # the data; its 'teach' split holds the labell
     for l in levels:
         holder = hierarchy.owner(l)[first_unit]  # (K_last,) the level-l teacher holding each finest scope
         strata = lambda k: [teach[leaf == j] for j in (holder == k).nonzero().squeeze(1).tolist()]
-        out.append([stratified_draw(strata(k), budget, gen) for k in teachers(l)])
+        out.append([stratified_draw(strata(k), per_teacher, gen) for k in teachers(l)])
     return out
 
 # %% ../nbs/03_teachers.ipynb #88ca3d86
