@@ -14,7 +14,7 @@ import argparse, statistics, sys
 import torch
 from csl.experiments import get_preset, build_problem, SELECTION_SEEDS
 from csl.cosupervise import level_zero, History, gate_views
-from csl.assign import scope_mass, neighbour_mean, fit_unit_head
+from csl.assign import scope_mass, neighbour_mean, fit_unit_head, few_shot_product
 
 
 def propagate(u0: torch.Tensor, nbrs: torch.Tensor, steps: int = 10, restart: float = 0.5) -> torch.Tensor:
@@ -41,12 +41,15 @@ def signals(p, cfg, seed: int) -> dict:
         mass = lambda u: scope_mass(u, own, k)  # (P, K)
         acc = lambda m: (m.argmax(1) == truth).float().mean().item()
         s, n, f = mass(sp), mass(neighbour_mean(sp, nb)), mass(hp)
+        prod = few_shot_product(sp, hp)  # (P, C) what the default gate smooths
         tp = p.bank.probs[l][pool].float()  # (P, K, C)
         label = lambda t: (tp[rows, t].argmax(1) == y[pool]).float().mean().item()
         out[l] = {'scope': acc(s), 'with_self': acc(s + n), 'neighbours': acc(n), 'few-shot head': acc(f),
                   'student + head': acc(s + f), 'student x head': acc(s.clamp_min(1e-6).log() + f.clamp_min(1e-6).log()),
                   'propagated student': acc(mass(propagate(sp, nb))),
                   'propagated student + head': acc(mass(propagate((sp + hp) / 2, nb))),
+                  'with_few_shot (student x head, with_self)': acc(mass(prod) + mass(neighbour_mean(prod, nb))),
+                  **{f'student x head propagated, {t} steps': acc(mass(propagate(prod, nb, steps=t))) for t in (2, 3, 5, 10)},
                   'specialist confidence': acc(tp.amax(2)),
                   'label acc, with_self route': label((s + n).argmax(1)), 'label acc, oracle route': label(truth)}
     return out
