@@ -56,3 +56,30 @@ def test_story_notebooks_show_a_figure(name):
 def test_notebooks_are_numbered_in_story_order():
     names = [p.stem for p in sorted((ROOT/'nbs').glob('[0-9]*.ipynb'))]
     assert names[:len(STORY)] == STORY, names
+
+
+def _hidden(cell) -> bool:
+    return any(l.strip() == '#| hide' for l in ''.join(cell['source']).splitlines())
+
+
+@pytest.mark.parametrize('name', STORY)
+def test_story_cells_show_output(name):
+    "Most code cells a reader sees (all but `#| hide`) show an output: each step is run and shown on the real problem."
+    nb = json.loads((ROOT/'nbs'/f'{name}.ipynb').read_text())
+    cells = [c for c in nb['cells'] if c['cell_type'] == 'code' and not _hidden(c)]
+    shown = [c for c in cells if c.get('outputs')]
+    assert 2 * len(shown) > len(cells), f'{name}: only {len(shown)} of {len(cells)} visible code cells show an output'
+
+
+METHOD = ['assign', 'denoise', 'student', 'teachers', 'cosupervise', 'viz']
+
+
+@pytest.mark.parametrize('module', METHOD)
+def test_method_code_has_one_statement_per_line(module):
+    "No `a; b` in the method's modules: a reader sees one step per line (a guard `if x: return y` is one step)."
+    import ast
+    tree = ast.parse((ROOT/'csl'/f'{module}.py').read_text())
+    bodies = [b for n in ast.walk(tree) for f in ('body', 'orelse', 'finalbody')
+              if isinstance(b := getattr(n, f, None), list)]
+    joined = sorted({s.lineno for body in bodies for a, s in zip(body, body[1:]) if a.end_lineno == s.lineno})
+    assert not joined, f'csl/{module}.py: {len(joined)} lines hold two statements: {joined[:30]}'
