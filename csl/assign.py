@@ -43,8 +43,10 @@ class GateInput:
 # %% ../nbs/04_assign.ipynb #c11d5249
 def _validate(g:GateInput):
     "Check shapes, probabilities and ids of a `GateInput`; fill `unit_probs` from the student for class scopes."
-    check_shape(g.teacher_probs, (None, None, None), 'teacher_probs'); check_probs(g.teacher_probs, 'teacher_probs')
-    n, k, c = g.teacher_probs.shape; dev = g.teacher_probs.device
+    check_shape(g.teacher_probs, (None, None, None), 'teacher_probs')
+    check_probs(g.teacher_probs, 'teacher_probs')
+    n, k, c = g.teacher_probs.shape
+    dev = g.teacher_probs.device
     if g.kind not in ('class', 'domain'): raise InputError(f"kind={g.kind!r}; expected 'class' or 'domain'")
     if not isinstance(g.owner, torch.Tensor) or g.owner.ndim != 1 or len(g.owner) == 0:
         raise InputError(f"owner: got {getattr(g.owner, 'shape', type(g.owner).__name__)}; expected a non-empty (U,) "
@@ -185,14 +187,16 @@ def pool_neighbours(feats:torch.Tensor, # (P, D) strong features of the student'
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < len(feats):
         raise InputError(f"pool_neighbours: k={k!r}; expected an int in [1, P-1] with P={len(feats)} pool samples")
     if queries is not None: check_shape(check_features(queries, 'queries'), (None, feats.shape[1]), 'queries')
-    dev = get_device(device); x = feats.to(dev, torch.float32)  # (P, D)
+    dev = get_device(device)
+    x = feats.to(dev, torch.float32)  # (P, D)
     mu, sd = x.mean(0), x.std(0).clamp_min(1e-6)  # the pool's statistics standardise the queries too
     unit = lambda z: F.normalize((z.to(dev, torch.float32) - mu) / sd, dim=1)  # (M, D) unit rows
     q, x, out = unit(x if queries is None else queries), unit(x), []
     for i in range(0, len(q), chunk):
         sim = q[i:i+chunk] @ x.T  # (B, P)
         if queries is None:  # a pool sample is not its own neighbour
-            rows = torch.arange(len(sim), device=x.device); sim[rows, rows + i] = -2.0
+            rows = torch.arange(len(sim), device=x.device)
+            sim[rows, rows + i] = -2.0
         out.append(sim.topk(k, dim=1).indices.cpu())  # (B, k)
     return torch.cat(out)  # (M, k)
 
@@ -299,10 +303,12 @@ class UnitHead(nn.Module):
     "Linear head on standardised features giving (N, U) unit probabilities."
     def __init__(self, mu:torch.Tensor, sd:torch.Tensor, n_units:int):
         super().__init__()
-        self.register_buffer('mu', mu); self.register_buffer('sd', sd)
+        self.register_buffer('mu', mu)
+        self.register_buffer('sd', sd)
         self.linear = nn.Linear(len(mu), n_units)
         # convex problem: zero start is deterministic
-        nn.init.zeros_(self.linear.weight); nn.init.zeros_(self.linear.bias)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
     def forward(self, x:torch.Tensor)->torch.Tensor:  # (N, D) -> (N, U)
         return self.linear((x.to(self.mu) - self.mu) / self.sd).softmax(-1)
 
@@ -327,10 +333,13 @@ def fit_unit_head(x:torch.Tensor, # (M, D) strong features of the teachers' labe
     if missing:
         raise InputError(f"fit_unit_head: units {missing} have no labelled sample; expected every one of the "
                          f"{n_units} units")
-    dev = get_device(device); x, units = x.float().to(dev), units.to(dev)
+    dev = get_device(device)
+    x, units = x.float().to(dev), units.to(dev)
     head = UnitHead(x.mean(0), x.std(0).clamp_min(1e-6), n_units).to(dev)  # (D,), (D,)
     opt = torch.optim.Adam(head.linear.parameters(), lr=lr, weight_decay=wd)
     for _ in range(epochs):
         loss = F.nll_loss(head(x).clamp_min(1e-12).log(), units)
-        opt.zero_grad(); loss.backward(); opt.step()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     return head.eval().requires_grad_(False)

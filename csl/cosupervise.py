@@ -681,7 +681,8 @@ def _check_splits(p:Problem, n:int):
                              "indices")
     ks = sorted(p.splits)
     for i, a in enumerate(ks):
-        seen = torch.zeros(n, dtype=torch.bool); seen[p.splits[a].long()] = True  # (N,)
+        seen = torch.zeros(n, dtype=torch.bool)
+        seen[p.splits[a].long()] = True  # (N,)
         for b in ks[i + 1:]:
             both = int(seen[p.splits[b].long()].sum())
             if both:
@@ -735,7 +736,8 @@ def synthetic_problem(n:int=1200, # samples
                      )->Problem:
     "A small 4-class problem with a noisy generalist and two class-block specialists (for tests and docs)."
     from types import SimpleNamespace
-    g = torch.Generator().manual_seed(seed); c = 4
+    g = torch.Generator().manual_seed(seed)
+    c = 4
     y = torch.randint(0, c, (n,), generator=g)  # (N,)
     feats = torch.randn(c, d, generator=g)[y] * 2 + torch.randn(n, d, generator=g)  # (N, D)
     def teacher(correct, wrong_to):  # (N,) -> (N, C) probs: 80 % mass on the chosen class

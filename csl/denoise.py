@@ -27,7 +27,8 @@ _EPS = 1e-12
 def _label_ids(labels:torch.Tensor, n:int|None, c:int|None, name:str)->torch.Tensor:
     "(N,) class ids from (N, C) probability rows (their argmax) or from (N,) integer labels."
     if isinstance(labels, torch.Tensor) and labels.ndim == 2:
-        check_shape(labels, (n, c), name); check_probs(labels, name)
+        check_shape(labels, (n, c), name)
+        check_probs(labels, name)
         return labels.argmax(1)  # (N,)
     if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
         got = getattr(labels, 'dtype', type(labels).__name__)
@@ -45,7 +46,8 @@ def _check_k(k, c:int, where:str):
 
 def _in_topk(probs:torch.Tensor, ids:torch.Tensor, k:int)->torch.Tensor:
     "(N,) bool: does class `ids[i]` lie in the top-k of `probs[i]`? Ties rank the smaller class index first."
-    p = probs.float(); py = p.gather(1, ids[:, None])  # (N, C), (N, 1)
+    p = probs.float()
+    py = p.gather(1, ids[:, None])  # (N, C), (N, 1)
     before = torch.arange(p.shape[1], device=p.device) < ids[:, None]  # (N, C)
     rank = ((p > py) | ((p == py) & before)).sum(1)  # (N,) classes ranked above the label
     return rank < k
@@ -59,7 +61,8 @@ def teacher_student(labels:torch.Tensor, # (N, C) teacher probability rows, or (
     if student_probs is None:
         raise InputError(f"teacher_student (top{k}): student_probs is None: at level 0 there is no previous student "
                          "to be consistent with; use the 'none' filter there")
-    check_shape(student_probs, (None, None), 'student_probs'); check_probs(student_probs, 'student_probs')
+    check_shape(student_probs, (None, None), 'student_probs')
+    check_probs(student_probs, 'student_probs')
     n, c = student_probs.shape
     if n == 0: raise InputError("teacher_student: no samples (N=0)")
     _check_k(k, c, 'teacher_student')
@@ -82,7 +85,8 @@ def keep_all(labels:torch.Tensor, # (N, C) teacher probability rows, or (N,) tea
 
 def _topk_filter(k:int):
     def f(labels, student_probs): return teacher_student(labels, student_probs, k)
-    f.__name__ = f.__qualname__ = f'top{k}'; f.__doc__ = f"Teacher-student consistency with k={k}."
+    f.__name__ = f.__qualname__ = f'top{k}'
+    f.__doc__ = f"Teacher-student consistency with k={k}."
     return f
 
 FILTERS = {'none': keep_all, **{f'top{k}': _topk_filter(k) for k in (1, 2, 3)}}
@@ -99,7 +103,8 @@ def local_global(labels:torch.Tensor, # (N, C) specialist labels at this level, 
                  k:int=1, # the label must lie in the parent label's top-k
                 )->Kept:
     "Reconstructed rule: keep a specialist's label only if it lies in its parent level's top-k."
-    check_shape(parent_labels, (None, None), 'parent_labels'); check_probs(parent_labels, 'parent_labels')
+    check_shape(parent_labels, (None, None), 'parent_labels')
+    check_probs(parent_labels, 'parent_labels')
     n, c = parent_labels.shape
     _check_k(k, c, 'local_global')
     mask = _in_topk(parent_labels, _label_ids(labels, n, c, 'labels').to(parent_labels.device), k)  # (N,)
@@ -140,13 +145,15 @@ def precision_recall(mask:torch.Tensor, # (N,) bool, kept samples
                      true_labels:torch.Tensor, # (N,) GROUND TRUTH classes: measurement only
                     )->PrecisionRecall:
     "Precision and recall of a filter's kept set, as a measurement against ground truth."
-    check_shape(mask, (None,), 'mask'); n = len(mask)
+    check_shape(mask, (None,), 'mask')
+    n = len(mask)
     if mask.dtype != torch.bool:
         raise InputError(f"mask: dtype {mask.dtype}; expected a bool mask of kept samples (a float mask would be "
                          "read as 'nonzero')")
     c = teacher_labels.shape[1] if isinstance(teacher_labels, torch.Tensor) and teacher_labels.ndim == 2 else None
     truth = _label_ids(true_labels, n, c, 'true_labels').to(teacher_labels.device)  # (N,)
     correct = _label_ids(teacher_labels, n, c, 'teacher_labels') == truth  # (N,)
-    m = mask.bool().to(correct.device); tp = (m & correct).sum().item()
+    m = mask.bool().to(correct.device)
+    tp = (m & correct).sum().item()
     nan = float('nan')
     return PrecisionRecall(tp / m.sum().item() if m.any() else nan, tp / correct.sum().item() if correct.any() else nan)

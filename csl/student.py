@@ -64,7 +64,8 @@ class Probe(nn.Module):
     "Student head on frozen features: standardize, then linear (or one hidden layer); returns logits."
     def __init__(self, d:int, c:int, hidden:int=0):
         super().__init__()
-        self.register_buffer('mean', torch.zeros(d)); self.register_buffer('std', torch.ones(d))
+        self.register_buffer('mean', torch.zeros(d))
+        self.register_buffer('std', torch.ones(d))
         mlp = lambda: nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, c))
         self.net = nn.Linear(d, c) if hidden == 0 else mlp()
         self.d, self.c, self.hidden = d, c, hidden
@@ -120,7 +121,8 @@ def as_target(targets:torch.Tensor, # (N,) int class ids or (N, C) probabilities
     if not isinstance(targets, torch.Tensor):
         raise InputError(f"{name}: expected a tensor, got {type(targets).__name__}")
     if targets.is_floating_point():
-        check_shape(targets, (n, None if n_classes is None else n_classes), name); check_probs(targets, name)
+        check_shape(targets, (n, None if n_classes is None else n_classes), name)
+        check_probs(targets, name)
         return targets.float() if soft else F.one_hot(targets.argmax(1), targets.shape[1]).float()  # (N, C)
     if targets.dtype == torch.bool or targets.is_complex():
         raise InputError(f"{name}: dtype {targets.dtype}; expected int64 class ids or float probabilities")
@@ -135,15 +137,19 @@ def as_target(targets:torch.Tensor, # (N,) int class ids or (N, C) probabilities
 def _new_probe(d, c, cfg, x, seed):
     "A freshly initialised probe (seeded without touching the global RNG), standardised on `x`."
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed); probe = Probe(d, c, cfg.hidden)
+        torch.manual_seed(seed)
+        probe = Probe(d, c, cfg.hidden)
     probe = probe.to(x.device)
-    if cfg.standardize: probe.mean.copy_(x.mean(0)); probe.std.copy_(x.std(0).nan_to_num(1.).clamp_min(1e-6))
+    if cfg.standardize:
+        probe.mean.copy_(x.mean(0))
+        probe.std.copy_(x.std(0).nan_to_num(1.).clamp_min(1e-6))
     return probe
 
 @torch.no_grad()
 def _logits(probe, x, bs, probs:bool=False, out_device=None):
     "Logits (or probabilities) over `x` in batches on the probe's device, written into one preallocated (N, C) tensor."
-    probe.eval(); dev = probe.mean.device
+    probe.eval()
+    dev = probe.mean.device
     out = torch.empty(len(x), probe.c, device=out_device or dev)  # (N, C): no per-batch list, no concatenated copy
     for i in range(0, len(x), bs):
         z = probe(x[i:i+bs].to(dev, torch.float32))  # (B, C)
@@ -163,7 +169,8 @@ def _check_fit_inputs(x, targets, cfg, x_val, y_val, n_classes, x_test=None, y_t
         if (xs is None) != (ys is None):
             raise InputError(f"x_{split} and y_{split}: give both ({split} features and labels) or neither")
         if xs is not None:
-            check_shape(xs, (None, x.shape[1]), f'x_{split}'); check_shape(ys, (len(xs),), f'y_{split}')
+            check_shape(xs, (None, x.shape[1]), f'x_{split}')
+            check_shape(ys, (len(xs),), f'y_{split}')
             as_target(ys, len(ys), t.shape[1], name=f'y_{split}')
     return cfg, t
 
@@ -176,7 +183,11 @@ def _train_epoch(probe, x, t, opt, sched, cfg, perm, step, total):
         alpha = aux_weight(step / total, cfg.aux_conf, cfg.aux_warmup)
         logits = probe(x[idx])  # (B, C)
         loss = aux_conf_loss(logits, t[idx], alpha) if cfg.aux_conf > 0 else soft_ce(logits, t[idx])
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step(); step += 1
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
         tot += loss.detach() * len(idx)
     return (tot / len(perm)).item(), step, alpha
 
@@ -215,7 +226,8 @@ def fit_probe(x:torch.Tensor, # (N, D) frozen features of the training samples
     cfg, t = _check_fit_inputs(x, targets, cfg, x_val, y_val, n_classes, x_test, y_test)
     epochs = cfg.epochs if epochs is None else int(epochs)
     if epochs < 1: raise InputError(f"epochs={epochs}; expected >= 1")
-    dev = get_device(device); x, t = x.to(dev, torch.float32), t.to(dev)  # (N, D), (N, C)
+    dev = get_device(device)
+    x, t = x.to(dev, torch.float32), t.to(dev)  # (N, D), (N, C)
     if x_val is not None: x_val, y_val = x_val.to(dev, torch.float32), y_val.to(dev)
     if x_test is not None: x_test, y_test = x_test.to(dev, torch.float32), y_test.to(dev)
     probe = _new_probe(x.shape[1], t.shape[1], cfg, x, seed)
@@ -236,7 +248,9 @@ def fit_probe(x:torch.Tensor, # (N, D) frozen features of the training samples
         bs = cfg.eval_batch_size
         return accuracy(_predict_fast(probe, xe, bs) if fast else _logits(probe, xe, bs), y)
     for ep in range(epochs):
-        probe.train(); t0 = time.perf_counter(); perm = torch.randperm(len(x), generator=gen).to(dev)  # (N,)
+        probe.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(x), generator=gen).to(dev)  # (N,)
         if fast: loss, step, alpha = _train_epoch_fast(probe, xs, t, opt, sched, cfg, perm, step, total)
         else: loss, step, alpha = _train_epoch(probe, x, t, opt, sched, cfg, perm, step, total)
         m = dict(epoch=ep, loss=loss, lr=opt.param_groups[0]['lr'], aux=alpha, seconds=time.perf_counter() - t0)
@@ -285,7 +299,8 @@ def _train_epoch_fast(probe, xs, t, opt, sched, cfg, perm, step, total):
     w, b = probe.net.weight, probe.net.bias  # (C, D), (C,)
     tot, alpha, dt = torch.zeros((), device=xs.device), 0., xs.dtype
     for i in range(0, len(perm), cfg.batch_size):
-        idx = perm[i:i+cfg.batch_size]; xb, tb = xs[idx], t[idx]  # (B, D), (B, C)
+        idx = perm[i:i+cfg.batch_size]
+        xb, tb = xs[idx], t[idx]  # (B, D), (B, C)
         alpha = aux_weight(step / total, cfg.aux_conf, cfg.aux_warmup)
         with torch.no_grad():
             # (B, C) logits
@@ -294,12 +309,15 @@ def _train_epoch_fast(probe, xs, t, opt, sched, cfg, perm, step, total):
             if cfg.aux_conf > 0: tb = (1 - alpha) * tb + alpha * F.one_hot(z.argmax(-1), z.shape[1]).to(tb.dtype)
             # (B, 1), (B, 1), ()
             s, mx, tz = tb.sum(-1, keepdim=True), z.amax(-1, keepdim=True), torch.dot(tb.view(-1), z.view(-1))
-            e = z.sub_(mx).exp_(); se = e.sum(-1, keepdim=True)  # (B, C) exp(z - max) in place of the logits, (B, 1)
+            e = z.sub_(mx).exp_()
+            se = e.sum(-1, keepdim=True)  # (B, C) exp(z - max) in place of the logits, (B, 1)
             tot += ((mx + se.log()) * s).sum() - tz  # sum over the batch of s * logsumexp(z) - t . z
             # (B, C) dL/dz = (s softmax(z) - t) / B, one exp per step
             g = e.mul_(s / (se * len(idx))).sub_(tb, alpha=1 / len(idx))
             w.grad, b.grad = (g.t().to(dt) @ xb).float(), g.sum(0)  # (C, D), (C,)
-        opt.step(); sched.step(); step += 1
+        opt.step()
+        sched.step()
+        step += 1
     return (tot / len(perm)).item(), step, alpha
 
 @torch.no_grad()

@@ -79,8 +79,10 @@ def pooled_images(data:CSLData, cfg:TeacherConfig, device=None, cache_dir=None)-
 class Standardize(nn.Module):
     "Subtract the mean and divide by the std of the training inputs over `dims` (kept as buffers)."
     def __init__(self, shape:tuple, dims:tuple=(0,)):
-        super().__init__(); self.dims = dims
-        self.register_buffer('mean', torch.zeros(shape)); self.register_buffer('std', torch.ones(shape))
+        super().__init__()
+        self.dims = dims
+        self.register_buffer('mean', torch.zeros(shape))
+        self.register_buffer('std', torch.ones(shape))
     def fit(self, x):
         self.mean.copy_(x.mean(self.dims, keepdim=True)[0])
         self.std.copy_(x.std(self.dims, keepdim=True)[0].nan_to_num(1.).clamp_min(1e-6))
@@ -108,7 +110,8 @@ def load_alexnet(pretrained:bool=True,
     from torchvision.models import alexnet, AlexNet_Weights
     with torch.random.fork_rng(devices=[]):
         # seeded: random features must be the same in every process (cache, resume)
-        torch.manual_seed(0); model = alexnet(weights=None)
+        torch.manual_seed(0)
+        model = alexnet(weights=None)
     if not pretrained:
         warnings.warn("alexnet_head: pretrained=False, random conv features: these teachers are for tests, not the "
                       "paper's weak supervisors")
@@ -124,7 +127,8 @@ def load_alexnet(pretrained:bool=True,
                          f"{get_cache_dir(cache_dir or None)/'hub'/'checkpoints'}; offline, "
                          f"copy {url.rsplit('/', 1)[1]} (from {url}) there, or pass TeacherConfig(pretrained=False) "
                          "for random conv features (tests only)") from e
-    model.load_state_dict(state); return model.eval()
+    model.load_state_dict(state)
+    return model.eval()
 
 # %% ../nbs/03_teachers.ipynb #16d01002
 def alexnet_features(data:CSLData, cfg:TeacherConfig, device='auto', # where to extract
@@ -146,7 +150,9 @@ def alexnet_features(data:CSLData, cfg:TeacherConfig, device='auto', # where to 
 
 def alexnet_head_model(shape:tuple, n_classes:int, cfg:TeacherConfig)->nn.Module:
     "The official head: one linear layer, weights from N(0, 0.01), zero bias."
-    head = nn.Linear(shape[0], n_classes); nn.init.normal_(head.weight, std=0.01); nn.init.zeros_(head.bias)
+    head = nn.Linear(shape[0], n_classes)
+    nn.init.normal_(head.weight, std=0.01)
+    nn.init.zeros_(head.bias)
     return head
 
 # %% ../nbs/03_teachers.ipynb #5d7ba5be
@@ -175,26 +181,36 @@ def fit_teacher(model:nn.Module, # a fresh teacher from a kind's `model`
                 seed:int=0, # batch order
                )->nn.Module:
     "Train one teacher on its labelled samples with Adam, cosine schedule and L2 on weights."
-    dev = get_device(device); model = model.to(dev); x, y = x.to(dev), y.to(dev)
+    dev = get_device(device)
+    model = model.to(dev)
+    x, y = x.to(dev), y.to(dev)
     for m in model.modules():
         if isinstance(m, Standardize): m.fit(x.float())
-    n = len(x); bs = min(cfg.batch_size or n, n); per = math.ceil(n / bs)
-    total = cfg.steps or cfg.epochs * per; span = cfg.cosine_steps or total  # steps run, steps of the cosine
+    n = len(x)
+    bs = min(cfg.batch_size or n, n)
+    per = math.ceil(n / bs)
+    total = cfg.steps or cfg.epochs * per
+    span = cfg.cosine_steps or total  # steps run, steps of the cosine
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / span)))
     weights = [p for p in model.parameters() if p.ndim > 1] if cfg.wd else []  # no penalty to compute when wd is 0
-    gen = torch.Generator().manual_seed(seed); model.train()
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
     for s in range(total):
         if s % per == 0: perm = torch.randperm(n, generator=gen).to(dev)  # (n,)
         idx = perm[(s % per) * bs:(s % per + 1) * bs]  # (B,)
         loss = F.cross_entropy(model(x[idx].float()), y[idx]) + cfg.wd * sum((w ** 2).sum() for w in weights)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
     return model.eval()
 
 @torch.no_grad()
 def teacher_probs(model:nn.Module, x:torch.Tensor, device='auto', batch_size:int=4096)->torch.Tensor:
     "A teacher's class probabilities `(N, C)` float32 on the CPU."
-    dev = get_device(device); model = model.to(dev).eval()  # a teacher loaded from a checkpoint sits on the CPU
+    dev = get_device(device)
+    model = model.to(dev).eval()  # a teacher loaded from a checkpoint sits on the CPU
     probs = lambda xb: model(xb.to(dev, non_blocking=True).float()).float().softmax(-1).cpu()  # (B, C)
     return torch.cat([probs(x[i:i+batch_size]) for i in range(0, len(x), batch_size)])  # (N, C)
 
@@ -327,7 +343,8 @@ def collective_accuracy(self:TeacherBank, l:int, split:str='test')->float:
 @patch
 def unit_accuracy(self:TeacherBank, l:int, split:str='test')->torch.Tensor:
     "(K_l, U) each teacher's accuracy on the samples of each unit (class or domain); NaN where a unit has none."
-    idx = self.splits[split]; u = F.one_hot(self.units[idx], self.hierarchy.n_units).float()  # (n, U)
+    idx = self.splits[split]
+    u = F.one_hot(self.units[idx], self.hierarchy.n_units).float()  # (n, U)
     ok = (self.probs[l][idx].argmax(-1) == self.labels[idx, None]).float()  # (n, K_l)
     return (ok.T @ u) / u.sum(0)  # (K_l, U)
 
@@ -352,7 +369,8 @@ def accuracy_table(self:TeacherBank, split:str='test')->list:
     return rows
 
 def _bank_md(self)->str:
-    i = self.info; flag = '' if i.get('pretrained', True) else ' **(random features: not a real weak supervisor)**'
+    i = self.info
+    flag = '' if i.get('pretrained', True) else ' **(random features: not a real weak supervisor)**'
     per_level = [self.n_teachers(l) for l in range(self.n_levels)]
     lines = [f"**TeacherBank**: {i.get('kind', '?')} teachers{flag} over {len(self.labels)} samples, "
              f"{self.n_classes} classes, {self.hierarchy.kind} hierarchy {per_level}",
@@ -406,7 +424,8 @@ def load_teacher(model:nn.Module, # a fresh model of the kind
     got = {n: tuple(t.shape) for n, t in state.items()} if isinstance(state, dict) else {}
     if want != got:
         raise InputError(f"teacher checkpoint {f}: holds {got}; expected a state dict {want} (the kind's model)")
-    model.load_state_dict(state); return model.eval()
+    model.load_state_dict(state)
+    return model.eval()
 
 def check_checkpoints(folder:str|Path, # `TeacherConfig.checkpoints` (`--teachers`)
                       hierarchy:Hierarchy, # the scopes: one checkpoint per teacher of every level
@@ -428,7 +447,8 @@ def _checkpoints_id(cfg:TeacherConfig)->str|None:
 def _train_bank(data, hierarchy, cfg, dev, seed, cache_dir=False)->dict:
     t0, units = time.perf_counter(), sample_units(data, hierarchy)
     budgets = None if cfg.checkpoints else teacher_budgets(data, hierarchy, cfg.n_per_teacher, seed, cfg.budget)
-    kind = TEACHER_KINDS[cfg.kind]; x = kind.inputs(data, cfg, dev, cache_dir)  # (N, ...)
+    kind = TEACHER_KINDS[cfg.kind]
+    x = kind.inputs(data, cfg, dev, cache_dir)  # (N, ...)
     probs = []
     for l in range(hierarchy.n_levels):
         ps = []
@@ -484,7 +504,8 @@ def train_teachers(data:CSLData, # the data (its 'teach' split is the only label
     cfg = cfg or TeacherConfig()
     if cfg.kind not in TEACHER_KINDS:
         raise InputError(f"TeacherConfig.kind={cfg.kind!r}; known kinds: {', '.join(TEACHER_KINDS)}")
-    sample_units(data, hierarchy); dev = get_device(device)
+    sample_units(data, hierarchy)
+    dev = get_device(device)
     if cfg.checkpoints: check_checkpoints(cfg.checkpoints, hierarchy)
     make = lambda: _train_bank(data, hierarchy, cfg, dev, seed, cache_dir)
     if cache_dir is False: return TeacherBank.from_state(make())

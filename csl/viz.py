@@ -80,7 +80,8 @@ def accuracy_by_level(hist:History, # a run's history (complete or in progress)
                      )->go.Figure:
     "Teachers' collective accuracy, student val/test accuracy and PGR per (level, round); baselines at the deepest."
     _check_hist(hist, method, 'accuracy_by_level')
-    path = csl_path(hist, method); x = _labels(path)
+    path = csl_path(hist, method)
+    x = _labels(path)
     fig = go.Figure(layout=dict(title=f'Accuracy per level ({method})', height=height, xaxis=dict(title='level'),
                                 yaxis=dict(title='accuracy', tickformat='.0%'), legend=dict(orientation='h', y=-0.25),
                                 margin=dict(t=50, b=40)))
@@ -118,7 +119,8 @@ def hierarchy_figure(h, # a `csl.data.Hierarchy`
     for l in range(h.n_levels):
         up = h.parent(l) if l else None
         for k, scope in enumerate(h.levels[l]):
-            ids.append(f'L{l}/{k}'); parents.append('' if l == 0 else f'L{l - 1}/{int(up[k])}')
+            ids.append(f'L{l}/{k}')
+            parents.append('' if l == 0 else f'L{l - 1}/{int(up[k])}')
             labels.append(f'L{l} teacher {k}: {_scope_name(scope, names)}')
     fig = go.Figure(go.Icicle(ids=ids, labels=labels, parents=parents, tiling=dict(orientation='v'),
                               root=dict(color='#eeeeee')))
@@ -154,7 +156,8 @@ def filter_quality(hist:History, # a run's history
                   )->go.Figure:
     "Keep rate, precision and recall of the kept labels per (level, round)."
     _check_hist(hist, method, 'filter_quality')
-    path = csl_path(hist, method); x = _labels(path)
+    path = csl_path(hist, method)
+    x = _labels(path)
     fig = go.Figure(layout=dict(title=f'Filter quality ({method})', height=height, xaxis=dict(title='level'),
                                 yaxis=dict(title='share of the pool', tickformat='.0%', range=[0, 1.05]),
                                 legend=dict(orientation='h', y=-0.3), margin=dict(t=50, b=40)))
@@ -430,11 +433,14 @@ def draw(self:Dashboard):
         if b != self._shown.get(k):
             self.outs[k].outputs = (dict(output_type='display_data', data=b, metadata={}),)
             self._shown[k] = b
-    self.n_draws += 1; self.t_draw = time.perf_counter()
+    self.n_draws += 1
+    self.t_draw = time.perf_counter()
 
 @patch
 def after_round(self:Dashboard, hist, rec:Record):
-    self.hist = hist; self.bar.max = max(self.bar.max, self.bar.value + 1); self.bar.value += 1
+    self.hist = hist
+    self.bar.max = max(self.bar.max, self.bar.value + 1)
+    self.bar.value += 1
     where = dict(method=rec.method, level=rec.level, round=rec.round)
     self.status.value = self._status(where, f'test {rec.test_acc:.3f}')
     self.n_updates += 1
@@ -446,7 +452,8 @@ def after_level(self:Dashboard, hist, rec:Record):
 
 @patch
 def after_run(self:Dashboard, hist):
-    self.hist = hist; self.bar.value = self.bar.max
+    self.hist = hist
+    self.bar.value = self.bar.max
     self.draw()
     note = 'done'  # the elapsed time is in the line once
     if self.record and _in_kernel():
@@ -484,7 +491,8 @@ def _table_html(rows:list)->str:
 
 def _protocol_html(hist:History, results:dict|None)->str:
     "How the epochs were chosen, what the teachers' labelled set holds, and (several seeds) csl - official, paired."
-    m = hist.meta; sel = m.get('select')
+    m = hist.meta
+    sel = m.get('select')
     out = (f"<p>epoch selection <code>{html.escape(str(sel))}</code>: {html.escape(SELECT_RULES.get(sel, '?'))}; the "
            f"teachers' labelled set: {m.get('teacher_labels')} gold labels. 'gold labels': what each row's student "
            "read directly (the teachers' set, training, epoch selection, routing).</p>")
@@ -525,7 +533,8 @@ def save_html(path:str|Path, # file to write (its folder is created)
                                                    f"device {m.get('device', '?')}",
                                                    f"{len(hist.records)} steps", f"{m.get('seconds', 0):.1f} s"))
     rows = summary.rows if isinstance(summary, Report) else summary['rows']
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     page = _PAGE.format(title=html.escape(title), meta=meta, figures='\n'.join(divs),
                         protocol=_protocol_html(hist, results), table=_table_html(rows))
     path.write_text(page, encoding='utf-8')
