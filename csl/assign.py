@@ -78,6 +78,7 @@ class Assignment(NamedTuple):
     teacher:torch.Tensor|None # (N,) long, or None for mixing gates
     weights:torch.Tensor # (N, K) float, rows sum to 1
     labels:torch.Tensor # (N, C) float32 probability rows
+    confidence:torch.Tensor|None=None # (N,) the gate's own probability that each route is right; None: it has none
     def _repr_markdown_(self):
         share = self.weights.float().mean(0).tolist()
         return (f"Assignment: N={len(self.labels)}, K={self.weights.shape[1]}, C={self.labels.shape[1]}, "
@@ -224,7 +225,9 @@ def with_self(g:GateInput)->Assignment:
     "Route by the scope mass of the mean of the sample's own unit probabilities and its neighbourhood's."
     units, nb = _need(g, 'unit_probs', 'with_self'), _need(g, 'neighbour_probs', 'with_self')  # (N, U), (N, U)
     if units is None or nb is None: return _one_teacher(g)
-    return _route(g, scope_mass((units.float() + nb.float()) / 2, g.owner, g.k).argmax(1))  # (N,)
+    mass = scope_mass((units.float() + nb.float()) / 2, g.owner, g.k)  # (N, K) rows sum to 1
+    sure, teacher = mass.max(1)  # (N,) the routed scope's mass: the gate's confidence in its route
+    return _route(g, teacher)._replace(confidence=sure)
 
 # %% ../nbs/04_assign.ipynb #288b2aa2
 def few_shot_product(unit_probs:torch.Tensor, # (N, U) the student's unit probabilities

@@ -15,7 +15,7 @@ from .student import ProbeConfig, Probe, fit_probe, predict, scaled_epochs, EPOC
 from .assign import (_rows, GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS, NEEDS,
                         pool_neighbours, neighbour_mean, few_shot_product)
 from .denoise import (get_filter, local_global, compose, require_nonempty, precision_recall, Kept, FILTERS,
-                      EmptyKeptError)
+                      EmptyKeptError, confident_routes)
 
 # %% auto #0
 __all__ = ['OFFICIAL_GATE', 'BASELINE_GATES', 'CURVE_METHODS', 'NO_GOLD', 'Truth', 'Problem', 'problem_from', 'wrong_gold',
@@ -86,12 +86,15 @@ class CSLConfig:
     epoch_rule:str='round' # whole epochs from E / keep rate: a key of `csl.student.EPOCH_RULES` ('floor': the release)
     # keep the level above's student when a level's agrees less with its own held-out weak labels (gold-free; off)
     keep_better:bool=False
+    # also keep only as many routes as the gate expects to be right, the surest first (`confident_routes`; off)
+    route_keep:bool=False
     def __post_init__(self):
         probe = lambda v: None if isinstance(v, ProbeConfig) else 'a ProbeConfig'
         check_fields(self, dict(assign=one_of(*sorted(ASSIGNERS)), filter=one_of(*sorted(FILTERS)),
                                 local_global=int_at_least(0, 2**20), rounds=int_at_least(1, 1000), reinit=a_bool,
                                 scale_epochs=a_bool, neighbours=int_at_least(0, 2**20), probe=probe,
-                                epoch_rule=one_of(*sorted(EPOCH_RULES)), keep_better=a_bool))
+                                epoch_rule=one_of(*sorted(EPOCH_RULES)), keep_better=a_bool,
+                                route_keep=a_bool))
         if 'neighbour_probs' in NEEDS.get(self.assign, set()) and self.neighbours < 1:
             raise InputError(f"CSLConfig: assign={self.assign!r} with neighbours=0; expected neighbours >= 1 (e.g. 10)")
 
@@ -354,7 +357,8 @@ def route(run:Run, # the run (its `cfg.assign` is the gate)
         parts.append(assign(g, gate))
     cat = lambda f: torch.cat([f(a) for a in parts])
     teacher = None if parts[0].teacher is None else cat(lambda a: a.teacher)  # (M,)
-    return Assignment(teacher, cat(lambda a: a.weights), cat(lambda a: a.labels))  # (M, K), (M, C)
+    sure = None if parts[0].confidence is None else cat(lambda a: a.confidence)  # (M,)
+    return Assignment(teacher, cat(lambda a: a.weights), cat(lambda a: a.labels), sure)  # (M, K), (M, C)
 
 # %% ../nbs/07_cosupervise.ipynb #c9c63b5a
 def _parent_labels(p:Problem, l:int, a:Assignment, prev_labels:torch.Tensor, split:str='pool')->torch.Tensor:
@@ -372,12 +376,14 @@ def filter_labels(run:Run, # the run (its `cfg.filter` and `cfg.local_global`)
                   prev_labels:torch.Tensor, # (M, C) the labels the level above gave `split`
                   split:str='pool', # 'pool' (the student trains on what is kept) or 'val'
                  )->Kept:
-    "Teacher-student consistency, then (optionally) local-global consistency, on the labels `a` gave `split`."
+    "Teacher-student consistency, then (optional) local-global consistency and confident routes, on `split`."
     cfg = run.cfg
     kept = get_filter(cfg.filter)(a.labels, student_probs[run.p.splits[split]])
     if cfg.local_global:
         parents = _parent_labels(run.p, l, a, prev_labels, split)  # (M, C)
         kept = compose(kept, local_global(a.labels, parents, cfg.local_global))
+    if cfg.route_keep and a.confidence is not None:  # the routes the gate itself doubts
+        kept = compose(kept, confident_routes(a.confidence))
     return require_nonempty(kept, f"level {l}: training the student") if split == 'pool' else kept
 
 def hold_out(run:Run, l:int, student_probs:torch.Tensor, above:Held|None)->Held|None:

@@ -10,7 +10,7 @@ from .core import InputError, check_shape, check_probs, check_ids
 
 # %% auto #0
 __all__ = ['FILTERS', 'Kept', 'teacher_student', 'keep_all', 'get_filter', 'local_global', 'compose', 'EmptyKeptError',
-           'require_nonempty', 'PrecisionRecall', 'precision_recall']
+           'require_nonempty', 'confident_routes', 'PrecisionRecall', 'precision_recall']
 
 # %% ../nbs/05_denoise.ipynb #8416d05a
 class Kept(NamedTuple):
@@ -133,6 +133,20 @@ def require_nonempty(kept:Kept, # a filter's output
         raise EmptyKeptError(f"{where}: the filters kept 0 of {len(kept.mask)} samples (keep rate 0); expected at "
                              "least one: use a looser filter ('top3' or 'none')")
     return kept
+
+# %% ../nbs/05_denoise.ipynb #c40e6c2f
+def confident_routes(confidence:torch.Tensor, # (N,) a gate's probability that each route is right
+                    )->Kept:
+    "Keep as many routes as the gate expects to be right (the sum of its confidence), the surest first."
+    check_shape(confidence, (None,), 'confidence')
+    c = confidence.float()  # (N,)
+    if not bool(((c >= -1e-5) & (c <= 1 + 1e-5)).all()):  # float32 sums: a mass of 1 may read 1.0000001
+        raise InputError(f"confident_routes: confidence in [{c.min():.3g}, {c.max():.3g}]; expected probabilities in "
+                         "[0, 1] (a gate's `Assignment.confidence`)")
+    c = c.clamp(0, 1)  # (N,)
+    mask = torch.zeros(len(c), dtype=torch.bool, device=c.device)  # (N,)
+    mask[c.argsort(descending=True, stable=True)[:int(round(c.sum().item()))]] = True
+    return Kept(mask, _rate(mask))
 
 # %% ../nbs/05_denoise.ipynb #3482e9e5
 class PrecisionRecall(NamedTuple):

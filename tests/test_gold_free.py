@@ -53,6 +53,12 @@ def test_weak_selection_reads_no_gold_label():
     check(replace(p, csl=replace(p.csl, probe=replace(p.csl.probe, select='weak')), both_labels=False))
 
 
+def test_confident_routes_read_no_gold_label():
+    "The opt-in `route_keep` ranks routes by the gate's own confidence: with weak selection, still no gold label."
+    p = get_preset(DEFAULT_PRESET)
+    check(replace(p, csl=replace(p.csl, route_keep=True, probe=replace(p.csl.probe, select='weak')), both_labels=False))
+
+
 def test_fashion_mnist_blocks_reads_no_gold_label():
     if not Path('/usr/share/datasets/fashion-mnist').exists() and not os.environ.get('CI'):
         pytest.skip("Debian's dataset-fashion-mnist is not installed (CI installs it)")

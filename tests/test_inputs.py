@@ -34,7 +34,7 @@ CONFIG_BAD = {
                         checkpoints=(3, ''), cosine_steps=('1', 0)),
     CSLConfig: dict(assign=(1, 'best'), filter=(None, 'top9'), local_global=('1', -1), rounds=(1.0, 0),
                     reinit=('no', 2), scale_epochs=(1, -1), neighbours=('10', -1), probe=({'epochs': 1}, None),
-                    epoch_rule=(1, 'ceil'), keep_better=('no', 2)),
+                    epoch_rule=(1, 'ceil'), keep_better=('no', 2), route_keep=('yes', 2)),
 }
 # (call, argument, wrong type, wrong range, non-finite): `call(v)` passes `v` as `argument`, every other one valid
 WALK = [
