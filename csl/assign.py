@@ -14,7 +14,8 @@ from .core import InputError, check_shape, check_probs, check_ids, check_feature
 # %% auto #0
 __all__ = ['ASSIGNERS', 'NEEDS', 'GateInput', 'Assignment', 'ownership', 'agreement', 'oracle', 'ensemble', 'confidence', 'soft',
            'scope_mass', 'scope', 'pool_neighbours', 'neighbour_mean', 'neighbours', 'with_self', 'few_shot_product',
-           'with_few_shot', 'parent', 'assign', 'assignment_accuracy', 'assignment_counts', 'UnitHead', 'fit_unit_head']
+           'with_few_shot', 'posterior', 'parent', 'assign', 'assignment_accuracy', 'assignment_counts', 'UnitHead',
+           'fit_unit_head']
 
 # %% ../nbs/04_assign.ipynb #22a3d6ea
 @dataclass
@@ -153,14 +154,18 @@ def confidence(g:GateInput)->Assignment:
     return _route(g, g.teacher_probs.amax(2).argmax(1))  # (N, K) -> (N,)
 
 # %% ../nbs/04_assign.ipynb #af75fbaf
+def _mixture(g:GateInput, w:torch.Tensor)->torch.Tensor:
+    "(N, C) the teachers' labels mixed by the (N, K) weights `w`, one teacher's (N, C) slice at a time."
+    labels = torch.zeros(g.n, g.c, device=w.device)  # (N, C)
+    for j in range(w.shape[1]): labels += w[:, j, None] * g.teacher_probs[:, j].float()
+    return _rows(labels)
+
 def soft(g:GateInput)->Assignment:
     "Hierarchical-mixture gate: weight of teacher k = the unit mass on k's scope; labels = sum_k w_k t_k."
     units = _need(g, 'unit_probs', 'soft')  # (N, U)
     if units is None: w = torch.ones(g.n, 1, device=g.teacher_probs.device)  # (N, 1): one teacher
     else: w = _rows(units.float() @ F.one_hot(g.owner, g.k).float())  # (N, U) @ (U, K) -> (N, K)
-    labels = torch.zeros(g.n, g.c, device=w.device)  # (N, C)
-    for j in range(g.k): labels += w[:, j, None] * g.teacher_probs[:, j].float()
-    return Assignment(None, w, _rows(labels))
+    return Assignment(None, w, _mixture(g, w))
 
 # %% ../nbs/04_assign.ipynb #afadae6a
 def scope_mass(unit_probs:torch.Tensor, # (N, U) probability of each unit
@@ -221,11 +226,16 @@ def neighbours(g:GateInput)->Assignment:
     return _route(g, scope_mass(units, g.owner, g.k).argmax(1))  # (N,)
 
 # %% ../nbs/04_assign.ipynb #889fed85
+def _self_and_neighbours(g:GateInput, rule:str)->torch.Tensor|None:
+    "(N, K) scope mass of the mean of each sample's own unit probabilities and its neighbourhood's; None: no student."
+    units, nb = _need(g, 'unit_probs', rule), _need(g, 'neighbour_probs', rule)  # (N, U), (N, U)
+    if units is None or nb is None: return None
+    return scope_mass((units.float() + nb.float()) / 2, g.owner, g.k)  # (N, K) rows sum to 1
+
 def with_self(g:GateInput)->Assignment:
     "Route by the scope mass of the mean of the sample's own unit probabilities and its neighbourhood's."
-    units, nb = _need(g, 'unit_probs', 'with_self'), _need(g, 'neighbour_probs', 'with_self')  # (N, U), (N, U)
-    if units is None or nb is None: return _one_teacher(g)
-    mass = scope_mass((units.float() + nb.float()) / 2, g.owner, g.k)  # (N, K) rows sum to 1
+    mass = _self_and_neighbours(g, 'with_self')  # (N, K)
+    if mass is None: return _one_teacher(g)
     sure, teacher = mass.max(1)  # (N,) the routed scope's mass: the gate's confidence in its route
     return _route(g, teacher)._replace(confidence=sure)
 
@@ -241,6 +251,13 @@ def few_shot_product(unit_probs:torch.Tensor, # (N, U) the student's unit probab
 def with_few_shot(g:GateInput)->Assignment:
     "`with_self` on unit probabilities the caller formed with `few_shot_product` (the loop does, from its views)."
     return with_self(g)
+
+# %% ../nbs/04_assign.ipynb #posterior-def
+def posterior(g:GateInput)->Assignment:
+    "The soft E-step: each teacher's label weighted by `with_few_shot`'s posterior that the sample is in its scope."
+    w = _self_and_neighbours(g, 'posterior')  # (N, K) the responsibilities (the loop gives the few-shot product)
+    if w is None: return _one_teacher(g)
+    return Assignment(None, w, _mixture(g, w), w.amax(1))
 
 # %% ../nbs/04_assign.ipynb #61d70bc6
 def parent(g:GateInput)->Assignment:
@@ -259,12 +276,13 @@ def parent(g:GateInput)->Assignment:
 # %% ../nbs/04_assign.ipynb #ed49dc46
 ASSIGNERS = dict(ownership=ownership, scope=scope, neighbours=neighbours, with_self=with_self,
                  with_few_shot=with_few_shot, parent=parent, agreement=agreement, oracle=oracle, ensemble=ensemble,
-                 soft=soft, confidence=confidence)
+                 soft=soft, posterior=posterior, confidence=confidence)
 # optional `GateInput` fields a gate reads beyond the teachers and the student: the loop builds them only for these
 # gates (a neighbourhood costs a (P, P) similarity pass); a user's gate that needs one adds its name here;
 # 'few_shot_probs': the loop multiplies the student's unit probabilities by the few-shot student's (`few_shot_product`)
 NEEDS = dict(neighbours={'neighbour_probs'}, with_self={'neighbour_probs'},
-             with_few_shot={'neighbour_probs', 'few_shot_probs'}, parent={'parent_probs'})
+             with_few_shot={'neighbour_probs', 'few_shot_probs'}, posterior={'neighbour_probs', 'few_shot_probs'},
+             parent={'parent_probs'})
 
 def assign(g:GateInput, # validated gate input
            method:str='ownership', # a key of `ASSIGNERS`

@@ -3,12 +3,13 @@
     OMP_NUM_THREADS=1 .venv/bin/python tools/routing_signals.py [--preset fashion-mnist-blocks] [--seeds 11 12 13 14 15]
 
 For each seed: the level-0 student (trained on the generalist's labels, as in every run), then, per level, the share
-of the pool routed to the owner of its true class (measurement only; no signal reads a gold label of the pool) by:
-the student's scope mass (`scope`), the `with_self` default, its neighbourhood alone (`neighbours`), a linear head fit on
-the teachers' own labelled set (the few-shot student's information), their average and product, the same quantities
-propagated over the pool's 10-nearest-neighbour graph (10 steps, restart 0.5), the specialists' own confidence (the
-teacher whose top class is most probable), and the label accuracy those routes give beside the oracle's. It bounds
-what a gate built from these signals can reach: the oracle routes 100 %.
+of the pool routed to the owner of its true class (measurement only; no signal reads a gold label of the pool) by: the
+student's scope mass (`scope`), the `with_self` gate, its neighbourhood alone (`neighbours`), a linear head fit on
+the teachers' own labelled set (the few-shot student's information), their average and product (and the product with
+the student's vote weighted by 0.5 or 2), the same quantities propagated over the pool's 10-nearest-neighbour graph
+(10 steps, restart 0.5), the specialists' own confidence (the teacher whose top class is most probable), and the label
+accuracy those routes give beside the oracle's. It bounds what a gate built from these signals can reach: the oracle
+routes 100 %.
 """
 import argparse, statistics, sys
 import torch
@@ -22,6 +23,11 @@ def propagate(u0: torch.Tensor, nbrs: torch.Tensor, steps: int = 10, restart: fl
     u = u0
     for _ in range(steps): u = restart * u0 + (1 - restart) * neighbour_mean(u, nbrs)
     return u
+
+
+def power_product(s: torch.Tensor, h: torch.Tensor, a: float) -> torch.Tensor:
+    "(P, C) s^a x h renormalised: the product of experts with the student's vote weighted by a (a = 1: the default)."
+    return torch.softmax(a * s.clamp_min(1e-6).log() + h.clamp_min(1e-6).log(), 1)
 
 
 def signals(p, cfg, seed: int) -> dict:
@@ -42,6 +48,7 @@ def signals(p, cfg, seed: int) -> dict:
         acc = lambda m: (m.argmax(1) == truth).float().mean().item()
         s, n, f = mass(sp), mass(neighbour_mean(sp, nb)), mass(hp)
         prod = few_shot_product(sp, hp)  # (P, C) what the default gate smooths
+        with_self_mass = lambda u: mass(u) + mass(neighbour_mean(u, nb))  # (P, K) the default gate's arithmetic
         tp = p.bank.probs[l][pool].float()  # (P, K, C)
         label = lambda t: (tp[rows, t].argmax(1) == y[pool]).float().mean().item()
         out[l] = {'scope': acc(s), 'with_self': acc(s + n), 'neighbours': acc(n), 'few-shot head': acc(f),
@@ -50,6 +57,7 @@ def signals(p, cfg, seed: int) -> dict:
                   'propagated student + head': acc(mass(propagate((sp + hp) / 2, nb))),
                   'with_few_shot (student x head, with_self)': acc(mass(prod) + mass(neighbour_mean(prod, nb))),
                   **{f'student x head propagated, {t} steps': acc(mass(propagate(prod, nb, steps=t))) for t in (2, 3, 5, 10)},
+                  **{f'student^{a} x head, with_self': acc(with_self_mass(power_product(sp, hp, a))) for a in (0.5, 2)},
                   'specialist confidence': acc(tp.amax(2)),
                   'label acc, with_self route': label((s + n).argmax(1)), 'label acc, oracle route': label(truth)}
     return out
