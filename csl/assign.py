@@ -14,8 +14,8 @@ from .core import InputError, check_shape, check_probs, check_ids, check_feature
 # %% auto #0
 __all__ = ['ASSIGNERS', 'NEEDS', 'GateInput', 'Assignment', 'ownership', 'agreement', 'oracle', 'ensemble', 'confidence', 'soft',
            'scope_mass', 'scope', 'pool_neighbours', 'neighbour_mean', 'neighbours', 'with_self', 'few_shot_product',
-           'with_few_shot', 'posterior', 'parent', 'assign', 'assignment_accuracy', 'assignment_counts', 'UnitHead',
-           'fit_unit_head']
+           'with_few_shot', 'sharpen', 'posterior', 'parent', 'assign', 'assignment_accuracy', 'assignment_counts',
+           'UnitHead', 'fit_unit_head']
 
 # %% ../nbs/04_assign.ipynb #22a3d6ea
 @dataclass
@@ -253,11 +253,21 @@ def with_few_shot(g:GateInput)->Assignment:
     return with_self(g)
 
 # %% ../nbs/04_assign.ipynb #posterior-def
-def posterior(g:GateInput)->Assignment:
-    "The soft E-step: each teacher's label weighted by `with_few_shot`'s posterior that the sample is in its scope."
-    w = _self_and_neighbours(g, 'posterior')  # (N, K) the responsibilities (the loop gives the few-shot product)
-    if w is None: return _one_teacher(g)
-    return Assignment(None, w, _mixture(g, w), w.amax(1))
+def sharpen(w:torch.Tensor, # (N, K) weights, rows sum to 1
+            t:float=0.5, # temperature: 1 leaves `w`, below 1 sharpens towards the top weight (0: routing), above flattens
+           )->torch.Tensor: # (N, K) float32 rows that sum to 1
+    "Each row raised to the power 1/t and renormalised (MixMatch's sharpening)."
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float('inf'):
+        raise InputError(f"sharpen: t={t!r}; expected a temperature > 0 (0.5 sharpens, 1 leaves the weights)")
+    return _rows(w.float().clamp_min(_EPS) ** (1 / t))
+
+def posterior(g:GateInput, t:float=0.5)->Assignment:
+    "The soft E-step: the teachers' labels mixed by `with_few_shot`'s scope posterior, sharpened at `t`; routes by it."
+    mass = _self_and_neighbours(g, 'posterior')  # (N, K) the responsibilities (the loop gives the few-shot product)
+    if mass is None: return _one_teacher(g)
+    w = sharpen(mass, t)  # (N, K)
+    sure, teacher = mass.max(1)  # (N,) the route `with_few_shot` takes, and the gate's probability that it is right
+    return Assignment(teacher, w, _mixture(g, w), sure)
 
 # %% ../nbs/04_assign.ipynb #61d70bc6
 def parent(g:GateInput)->Assignment:

@@ -12,7 +12,7 @@ from .core import *
 from .data import CSLData
 from .hierarchy import Hierarchy
 from .student import ProbeConfig, Probe, fit_probe, predict, scaled_epochs, EPOCH_RULES
-from .assign import (_rows, GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS, NEEDS,
+from .assign import (_rows, _route, GateInput, Assignment, assign, assignment_accuracy, fit_unit_head, ASSIGNERS, NEEDS,
                         pool_neighbours, neighbour_mean, few_shot_product)
 from .denoise import (get_filter, local_global, compose, require_nonempty, precision_recall, Kept, FILTERS,
                       EmptyKeptError, confident_routes)
@@ -75,7 +75,7 @@ OFFICIAL_GATE = 'ownership'  # the release's rule: the previous student's top-1 
 @dataclass(frozen=True)
 class CSLConfig:
     "How co-supervision runs: gate, filters, rounds, student."
-    assign:str='with_few_shot' # gate: a key of `csl.assign.ASSIGNERS` ('ownership' is the official rule)
+    assign:str='posterior' # gate: a key of `csl.assign.ASSIGNERS` ('ownership' is the official rule)
     filter:str='top3' # teacher-student consistency filter: a key of `csl.denoise.FILTERS`
     local_global:int=0 # k of the local-global filter (label in the parent's top-k); 0 = off
     rounds:int=1 # assignment rounds per level (each re-routes with the newest student)
@@ -354,7 +354,10 @@ def route(run:Run, # the run (its `cfg.assign` is the gate)
                       unit_probs=unit_probs[rows], true_unit=cut(truth),
                       neighbour_probs=cut(smoothed), parent_probs=p.bank.probs[l - 1][rows] if parent else None,
                       parent=h.parent(l) if parent else None)
-        parts.append(assign(g, gate))
+        a = assign(g, gate)
+        if not run.cfg.probe.soft and a.teacher is not None:  # hard labels are a teacher's: a mixing gate's route's
+            a = a._replace(labels=_route(g, a.teacher).labels)  # (B, C); routing gates already give exactly these
+        parts.append(a)
     cat = lambda f: torch.cat([f(a) for a in parts])
     teacher = None if parts[0].teacher is None else cat(lambda a: a.teacher)  # (M,)
     sure = None if parts[0].confidence is None else cat(lambda a: a.confidence)  # (M,)

@@ -102,7 +102,7 @@ def _imagenet_paper(name:str, soft:bool, pgr:dict)->Preset:
                         "ILSVRC2012_devkit_t12.tar.gz), val/ (50,000 images) "
                         f"and train/ (teachers: 8 % of every class; validation: 10,000 more); weights: {_WEIGHTS}")
 
-_OTHER_CSL = replace(_PAPER_CSL, assign='with_few_shot')  # the paper's student on other data, with the package's gate
+_OTHER_CSL = replace(_PAPER_CSL, assign='posterior')  # the paper's student on other data, with the package's gate
 PRESETS.update({p.name: p for p in [
     _imagenet_paper('imagenet-paper', True, {1: .568, 2: .690, 4: .734, 8: .755}),
     _imagenet_paper('imagenet-paper-hard', False, {1: .497, 2: .638, 4: .670, 8: .694}),

@@ -89,7 +89,7 @@ def test_main_job_curve(default_run):
         for l in LEVELS:
             assert pgr(f'oracle@{l}', kind) >= pgr(f'csl@{l}', kind), (kind, l)   # perfect routing bounds the gate
             assert mean(res, f'oracle@{l}', 'assign_acc', kind) == 1.0
-    assert pgr(f'csl@{L}') >= 0.70, pgr(f'csl@{L}')   # measured 0.789 (with_few_shot, seeds 100-104)
+    assert pgr(f'csl@{L}') >= 0.70, pgr(f'csl@{L}')   # measured 0.792 (posterior, seeds 100-104)
     for l in LEVELS:   # the default gate routes better than the official rule at every level
         assert mean(res, f'csl@{l}', 'assign_acc') > mean(res, f'official@{l}', 'assign_acc'), l
     assert mean(res, 'confidence_routing') < mean(res, 'csl')

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from csl.cosupervise import co_supervise, Report, wrong_gold
 from csl.experiments import get_preset, build_problem, DEFAULT_PRESET
+from csl.assign import NEEDS
 
 METHODS = ('naive_w2s', 'csl', 'official', 'ensemble', 'confidence_routing')  # and every 'csl@L', 'official@L'
 
@@ -41,7 +42,8 @@ def check(preset, seed=0):
             assert (r['gold']['train'], r['gold']['select'], r['gold']['route']) == (0, 0, 0), r
             # the default gate reads the teachers' own labelled set (the few-shot student), and says so
             assert r['gold']['teach'] in (0, len(p.splits['teach'])), r
-        assert clean.row('csl')['gold']['teach'] == (len(p.splits['teach']) if cfg.assign == 'with_few_shot' else 0)
+        assert clean.row('csl')['gold']['teach'] == (len(p.splits['teach']) if 'few_shot_probs' in NEEDS.get(cfg.assign, ())
+                                                    else 0)
 
 
 def test_default_preset_reads_no_gold_label():

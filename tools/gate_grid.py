@@ -12,10 +12,18 @@ epoch choice reads a gold label. A finished (cell, seed) is kept in --out and no
 (CSLConfig fields) are given as `name:field=value` (e.g. `neighbours:neighbours=5`).
 """
 import argparse, json, math, statistics, sys, time
+from functools import partial
 from dataclasses import replace
 from pathlib import Path
 from csl.cosupervise import co_supervise, Report
 from csl.experiments import get_preset, build_problem, SELECTION_SEEDS
+from csl.assign import ASSIGNERS, NEEDS, posterior
+
+# gates measured here and not in the registry, added as a user would: `posterior` without its sharpening (t = 1) and
+# flattened (t = 2)
+for t in (1, 2):
+    ASSIGNERS.setdefault(f'posterior_t{t}', partial(posterior, t=float(t)))
+    NEEDS.setdefault(f'posterior_t{t}', NEEDS['posterior'])
 
 CELLS = {  # name -> (preset, loader options)
     'digits blocks, 200': ('digits', {}),
