@@ -254,7 +254,7 @@ def with_few_shot(g:GateInput)->Assignment:
 
 # %% ../nbs/04_assign.ipynb #posterior-def
 def sharpen(w:torch.Tensor, # (N, K) weights, rows sum to 1
-            t:float=0.5, # temperature: 1 leaves `w`, below 1 sharpens towards the top weight (0: routing), above flattens
+            t:float=0.5, # temperature: 1 leaves `w`, below 1 sharpens to the top weight (0: routing), above flattens
            )->torch.Tensor: # (N, K) float32 rows that sum to 1
     "Each row raised to the power 1/t and renormalised (MixMatch's sharpening)."
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float('inf'):
