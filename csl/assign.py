@@ -75,15 +75,17 @@ def _validate(g:GateInput):
 
 # %% ../nbs/04_assign.ipynb #c983b6aa
 class Assignment(NamedTuple):
-    "A gate's output: routed teacher (None when mixing), gate weights and the resulting labels."
-    teacher:torch.Tensor|None # (N,) long, or None for mixing gates
+    "A gate's output: routed teacher (None when it only mixes), gate weights and the resulting labels."
+    teacher:torch.Tensor|None # (N,) long: the route (a mixing gate may name one too); None: the gate names none
     weights:torch.Tensor # (N, K) float, rows sum to 1
     labels:torch.Tensor # (N, C) float32 probability rows
     confidence:torch.Tensor|None=None # (N,) the gate's own probability that each route is right; None: it has none
     def _repr_markdown_(self):
         share = self.weights.float().mean(0).tolist()
+        kind = ('mixing' if self.teacher is None else 'routing' if bool((self.weights.amax(1) == 1).all())
+                else 'routing and mixing')
         return (f"Assignment: N={len(self.labels)}, K={self.weights.shape[1]}, C={self.labels.shape[1]}, "
-                f"{'mixing' if self.teacher is None else 'routing'}\n\n| teacher | share |\n|---|---|\n"
+                f"{kind}\n\n| teacher | share |\n|---|---|\n"
                 + '\n'.join(f"| {j} | {s:.3f} |" for j, s in enumerate(share)))
 
 # %% ../nbs/04_assign.ipynb #10549967
@@ -254,12 +256,16 @@ def with_few_shot(g:GateInput)->Assignment:
 
 # %% ../nbs/04_assign.ipynb #posterior-def
 def sharpen(w:torch.Tensor, # (N, K) weights, rows sum to 1
-            t:float=0.5, # temperature: 1 leaves `w`, below 1 sharpens to the top weight (0: routing), above flattens
+            t:float=0.5, # temperature: 1 leaves `w`, below sharpens to the top weight (t -> 0: routing), above flattens
            )->torch.Tensor: # (N, K) float32 rows that sum to 1
     "Each row raised to the power 1/t and renormalised (MixMatch's sharpening)."
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float('inf'):
         raise InputError(f"sharpen: t={t!r}; expected a temperature > 0 (0.5 sharpens, 1 leaves the weights)")
-    return _rows(w.float().clamp_min(_EPS) ** (1 / t))
+    w = w.float().clamp_min(_EPS)  # (N, K)
+    p = w ** (1 / t)
+    s = p.sum(-1, keepdim=True)  # (N, 1); a small t can underflow a whole row to 0
+    ok = s >= torch.finfo(torch.float32).tiny
+    return torch.where(ok, p / s, torch.softmax(w.log() / t, -1))  # the same rows, computed in log space where needed
 
 def posterior(g:GateInput, t:float=0.5)->Assignment:
     "The soft E-step: the teachers' labels mixed by `with_few_shot`'s scope posterior, sharpened at `t`; routes by it."

@@ -356,7 +356,7 @@ def route(run:Run, # the run (its `cfg.assign` is the gate)
                       parent=h.parent(l) if parent else None)
         a = assign(g, gate)
         if not run.cfg.probe.soft and a.teacher is not None:  # hard labels are a teacher's: a mixing gate's route's
-            a = a._replace(labels=_route(g, a.teacher).labels)  # (B, C); routing gates already give exactly these
+            a = _route(g, a.teacher)._replace(confidence=a.confidence)  # routing gates already give exactly these
         parts.append(a)
     cat = lambda f: torch.cat([f(a) for a in parts])
     teacher = None if parts[0].teacher is None else cat(lambda a: a.teacher)  # (M,)
